@@ -1,0 +1,149 @@
+"""`auction-hub`: one console script, one subcommand per process or task."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from hub.settings import SettingsError, load_settings
+
+log = logging.getLogger("auction_hub")
+
+
+def _configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from hub.settings import DatabaseSettings
+    from marketplace.migrate import apply_migrations, ensure_database
+
+    settings = load_settings(DatabaseSettings)
+    if ensure_database(settings.database_url):
+        log.info("created database %s", settings.database_url.rsplit("/", 1)[-1])
+    applied = apply_migrations(settings.database_url)
+    log.info("migrations applied: %s", ", ".join(applied) or "none (up to date)")
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from hub.settings import DatabaseSettings
+    from marketplace.demo_data import load_demo_data
+
+    settings = load_settings(DatabaseSettings)
+    summary = load_demo_data(settings.database_url, dealers=args.dealers, vehicles=args.vehicles)
+    log.info("demo data: %s", summary)
+    return 0
+
+
+def _run_until_signal(run: Callable[[asyncio.Event], object]) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(stop)  # type: ignore[misc]
+
+    asyncio.run(main())
+
+
+def cmd_connect(args: argparse.Namespace, *, force_snapshot: bool = False) -> int:
+    if args.source != "postgres":
+        log.error("unknown source %r: the connectors are: postgres", args.source)
+        return 2
+    from connectors.postgres.service import run_connector_resilient
+    from connectors.postgres.settings import PostgresConnectorSettings
+
+    settings = load_settings(PostgresConnectorSettings)
+    snapshot = force_snapshot or bool(getattr(args, "snapshot", False))
+    _run_until_signal(lambda stop: run_connector_resilient(settings, stop, force_snapshot=snapshot))
+    return 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    args.source = "postgres"
+    return cmd_connect(args, force_snapshot=True)
+
+
+def cmd_worker(_: argparse.Namespace) -> int:
+    from streams.settings import WorkerSettings
+    from streams.worker import run_worker
+
+    run_worker(load_settings(WorkerSettings))
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hub.api import create_app
+    from search_api.settings import ApiSettings
+
+    settings = load_settings(ApiSettings)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_level="info",
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from hub.up import run_up
+
+    return run_up(demo_vehicles=args.demo_vehicles, demo_dealers=args.demo_dealers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="auction-hub", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run the whole hub on this machine (embedded broker and index)")
+    up.add_argument("--demo-vehicles", type=int, default=5_000, help="vehicles to generate when the db is empty")
+    up.add_argument("--demo-dealers", type=int, default=200)
+    up.set_defaults(handler=cmd_up)
+
+    commands.add_parser("migrate", help="create the database if needed and apply migrations").set_defaults(
+        handler=cmd_migrate
+    )
+
+    demo = commands.add_parser("demo-data", help="load realistic demo data if the database is empty")
+    demo.add_argument("--vehicles", type=int, default=5_000)
+    demo.add_argument("--dealers", type=int, default=200)
+    demo.set_defaults(handler=cmd_demo_data)
+
+    connect = commands.add_parser("connect", help="run a source connector")
+    connect.add_argument("source", choices=["postgres"])
+    connect.add_argument("--snapshot", action="store_true", help="take a new initial snapshot first")
+    connect.set_defaults(handler=cmd_connect)
+
+    commands.add_parser("snapshot", help="re-snapshot PostgreSQL into the change topics, then stream").set_defaults(
+        handler=cmd_snapshot
+    )
+    commands.add_parser("worker", help="run the Faust stream worker (vehicle indexer)").set_defaults(handler=cmd_worker)
+
+    api = commands.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host", default=None)
+    api.add_argument("--port", type=int, default=None)
+    api.set_defaults(handler=cmd_api)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    try:
+        return int(args.handler(args))
+    except SettingsError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""`auction-hub up`: prepare PostgreSQL, start the embedded broker, load demo data, supervise the hub."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from pydantic import Field
+
+from hub.broker import EmbeddedBroker, free_port, wait_for_port
+from hub.settings import DatabaseSettings, IndexSettings, KafkaSettings, load_settings
+from hub.supervisor import ChildSpec, Supervisor
+from marketplace.migrate import maintenance_url
+
+log = logging.getLogger(__name__)
+
+
+class UpSettings(DatabaseSettings, KafkaSettings, IndexSettings):
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    metrics_port: int = Field(default=6066, ge=0, le=65535)
+    broker_port: int = Field(default=9092, ge=1, le=65535)
+    state_dir: Path = Path("var")
+
+
+class PostgresNotReady(RuntimeError):
+    pass
+
+
+def ensure_logical_wal(database_url: str) -> None:
+    """Logical decoding needs wal_level=logical, which only a restart of the cluster applies."""
+    with psycopg.connect(maintenance_url(database_url), autocommit=True) as conn:
+        row = conn.execute("SHOW wal_level").fetchone()
+        level = row[0] if row else "unknown"
+        if level == "logical":
+            return
+        conn.execute("ALTER SYSTEM SET wal_level = logical")
+    print(
+        f"PostgreSQL runs with wal_level={level}; change data capture needs wal_level=logical.\n"
+        "It is now set with ALTER SYSTEM; PostgreSQL must restart for it to take effect.",
+        flush=True,
+    )
+    host = urlsplit(database_url).hostname or "localhost"
+    clusters = Path("/etc/postgresql")
+    if (
+        host in {"127.0.0.1", "localhost", "::1"}
+        and shutil.which("pg_ctlcluster")
+        and os.geteuid() == 0
+        and clusters.is_dir()
+    ):
+        version = sorted(p.name for p in clusters.iterdir())[-1]
+        command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"]
+        print(f"Restarting the local cluster: {' '.join(command)}", flush=True)
+        subprocess.run(command, check=True)  # noqa: S603
+        _wait_for_postgres(database_url)
+        return
+    raise PostgresNotReady(
+        "restart PostgreSQL (e.g. `sudo pg_ctlcluster --skip-systemctl-redirect <version> main restart` "
+        "or `sudo systemctl restart postgresql`), then run `make up` again"
+    )
+
+
+def _wait_for_postgres(database_url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(maintenance_url(database_url), connect_timeout=2):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hub.cli", *args]
+
+
+def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
+    from marketplace.demo_data import load_demo_data
+    from marketplace.migrate import apply_migrations, ensure_database
+
+    settings = load_settings(UpSettings)
+    try:
+        ensure_logical_wal(settings.database_url)
+    except PostgresNotReady as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ensure_database(settings.database_url)
+    apply_migrations(settings.database_url)
+    summary = load_demo_data(settings.database_url, dealers=demo_dealers, vehicles=demo_vehicles)
+    log.info("demo data: %s", summary)
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    broker: EmbeddedBroker | None = None
+    bootstrap = settings.kafka_bootstrap_servers
+    if not bootstrap:
+        port = settings.broker_port if not wait_for_port("127.0.0.1", settings.broker_port, 0.2) else free_port()
+        broker = EmbeddedBroker(port=port, log_path=settings.state_dir / "tansu.log").start()
+        bootstrap = broker.bootstrap_servers
+    env = {
+        **os.environ,
+        "AUCTION_HUB_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "AUCTION_HUB_DATABASE_URL": settings.database_url,
+        "AUCTION_HUB_INDEX_PATH": str(settings.index_path.resolve()),
+        "AUCTION_HUB_API_PORT": str(settings.api_port),
+        "AUCTION_HUB_METRICS_PORT": str(settings.metrics_port),
+    }
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    print(
+        "\nauction-hub is starting:\n"
+        f"  search API        {api}/api/v1/vehicles/1\n"
+        f"  API docs          {api}/docs\n"
+        f"  health            {api}/health\n"
+        f"  worker metrics    http://127.0.0.1:{settings.metrics_port}/metrics\n"
+        f"  Kafka bootstrap   {bootstrap}{' (embedded tansu)' if broker else ''}\n"
+        f"  PostgreSQL        {settings.database_url}\n"
+        "Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    try:
+        Supervisor(
+            [
+                ChildSpec("connector", _cli("connect", "postgres"), env),
+                ChildSpec("worker", _cli("worker"), env),
+                ChildSpec("api", _cli("api", "--host", settings.api_host, "--port", str(settings.api_port)), env),
+            ]
+        ).run()
+    finally:
+        if broker:
+            broker.stop()
+    return 0

@@ -1,0 +1,287 @@
+"""The Faust app: topics, tables and the two agents of the vehicle indexer.
+
+    <prefix>.public.vehicles  ─┐
+    auction-hub.vehicle-refresh┴─► index_vehicles ─► search index
+                                        │ dealer links
+    <prefix>.public.dealers   ─┐        ▼
+    auction-hub.dealer-links  ─┴─► track_dealers (tables: dealer-profiles, dealer-members)
+                                        │ dealer refreshes for every listed vehicle
+                                        └──────────► auction-hub.vehicle-refresh
+
+Each agent reads two topics partitioned alike (by vehicle, by dealer), so Faust assigns the same partition
+numbers of both to one worker and every document or dealer is changed by one consumer at a time. Links
+and refreshes travel grouped, one record per partition and batch, each in the partition of its keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT, StreamT
+
+from connectors.search.port import SearchIndex
+from hub.topics import partition_for_key
+from schemas.debezium import InvalidChangeEvent, encode_key, key_schema
+from streams.changes import (
+    DealerChange,
+    DealerLink,
+    DealerOp,
+    DealerRefresh,
+    DealersTruncated,
+    VehicleOp,
+    decode_dealer_change,
+    decode_dealer_links,
+    decode_dealer_refreshes,
+    decode_vehicle_change,
+    encode_dealer_links,
+    encode_dealer_refreshes,
+)
+from streams.dead_letter import dead_letter_record
+from streams.dealers import DealerDirectory
+from streams.indexer import VehicleIndexer
+from streams.kafka_transport import broker_url
+from streams.metrics import WorkerMetrics
+from streams.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+OpT = TypeVar("OpT")
+
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
+
+@contextmanager
+def as_current_event(event: EventT) -> Iterator[None]:
+    """Make `event` Faust's current event: tables send a write's changelog record to its partition."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class _IndexOwningApp(faust.App):
+    """Starts the search index before the agents run and closes it, on the same loop, after they stopped."""
+
+    search_index: SearchIndex
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        await self.search_index.start()
+
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
+        await self.search_index.close()
+
+
+class IndexerApp:
+    """Builds the Faust app for given settings and search index (nothing connects until it runs)."""
+
+    def __init__(self, settings: WorkerSettings, index: SearchIndex, metrics: WorkerMetrics | None = None) -> None:
+        self.settings = settings
+        self.index = index
+        self.metrics = metrics or WorkerMetrics()
+        self.indexer = VehicleIndexer(index)
+        self.app = _IndexOwningApp(
+            settings.app_id,
+            broker=broker_url(settings.require_bootstrap(), settings.fetch_max_wait_ms),
+            store="memory://",
+            topic_partitions=settings.topic_partitions,
+            web_enabled=settings.metrics_port > 0,
+            web_bind=settings.metrics_host,
+            web_port=settings.metrics_port or 6066,
+            web_in_thread=False,
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=settings.session_timeout_s,
+            broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+            producer_acks=-1,
+            producer_compression_type=settings.compression_type,
+            # Bounds what the consumer prefetches per partition (compressed batches decode to several times it).
+            consumer_max_fetch_size=settings.max_fetch_bytes,
+            stream_buffer_maxsize=max(4096, settings.batch_max * 2),
+        )
+        self.app.search_index = index
+        self.vehicle_topics = self.app.topic(settings.change_topic("vehicles"), settings.vehicle_refresh_topic, **RAW)
+        self.dealer_topics = self.app.topic(settings.change_topic("dealers"), settings.dealer_links_topic, **RAW)
+        self.refresh_topic = self.app.topic(settings.vehicle_refresh_topic, **RAW)
+        self.links_topic = self.app.topic(settings.dealer_links_topic, **RAW)
+        self.dead_letter_topic = self.app.topic(settings.dead_letter_topic, **RAW)
+        self.directory = DealerDirectory(
+            self.app.Table("dealer-profiles", default=None, partitions=settings.topic_partitions),
+            self.app.Table("dealer-members", default=None, partitions=settings.topic_partitions),
+        )
+        self.app.agent(self.vehicle_topics, name="index_vehicles")(self.index_vehicles)
+        self.app.agent(self.dealer_topics, name="track_dealers")(self.track_dealers)
+        metrics_text = self.metrics.render
+
+        # Faust turns a page function into a view method, so it must be a plain function, not a bound one.
+        async def metrics_page(view: Any, request: Any) -> Any:
+            return view.text(metrics_text(), content_type="text/plain; version=0.0.4")
+
+        self.app.page("/metrics")(metrics_page)
+        # mode types signal receivers with a keyword-only `signal`; the bound method accepts it.
+        self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
+
+    # -- agents -------------------------------------------------------------------------------------
+
+    async def index_vehicles(self, stream: StreamT[bytes]) -> None:
+        """Batches of vehicle changes and dealer refreshes -> one index write + commit per batch."""
+        window = self.settings.batch_window_ms / 1000
+        # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
+        async for events in stream.take_events(self.settings.batch_max, within=window):  # type: ignore[attr-defined]
+            decoded: list[tuple[EventT, VehicleOp]] = []
+            for event in events:
+                try:
+                    decoded += [(event, op) for op in self._decode_vehicle_event(event)]
+                except InvalidChangeEvent as exc:
+                    await self._dead_letter(event, exc)
+            await self._index(decoded)
+            self.metrics.count("events_consumed", len(events))
+            self.metrics.count("vehicle_batches")
+
+    async def track_dealers(self, stream: StreamT[bytes]) -> None:
+        """Dealer changes and vehicle links in batches; each record is applied as Faust's current event,
+        so the table writes it causes go to the changelog partition of that record."""
+        window = self.settings.batch_window_ms / 1000
+        async for events in stream.take_events(self.settings.batch_max, within=window):  # type: ignore[attr-defined]
+            refreshes: list[DealerRefresh] = []
+            for event in events:
+                try:
+                    ops = self._decode_dealer_event(event)
+                except InvalidChangeEvent as exc:
+                    await self._dead_letter(event, exc)
+                    continue
+                with as_current_event(event):
+                    for op in ops:
+                        refreshes += self._apply_dealer_op(op)
+            await self._send_grouped(
+                self.refresh_topic, refreshes, lambda r: self._vehicle_key(r.vehicle_id), encode_dealer_refreshes
+            )
+            self.metrics.count("dealer_refreshes_sent", len(refreshes))
+
+    # -- steps --------------------------------------------------------------------------------------
+
+    def _decode_vehicle_event(self, event: EventT) -> list[VehicleOp]:
+        if event.message.topic == self.settings.vehicle_refresh_topic:
+            return list(decode_dealer_refreshes(event.value)) if event.value else []
+        op = decode_vehicle_change(event.key, event.value)
+        return [] if op is None else [op]
+
+    def _decode_dealer_event(self, event: EventT) -> list[DealerOp]:
+        if event.message.topic == self.settings.dealer_links_topic:
+            return list(decode_dealer_links(event.value)) if event.value else []
+        op = decode_dealer_change(event.key, event.value)
+        return [] if op is None else [op]
+
+    def _apply_dealer_op(self, op: DealerOp) -> list[DealerRefresh]:
+        if isinstance(op, DealerChange):
+            return self.directory.apply_change(op)
+        if isinstance(op, DealerLink):
+            return self.directory.apply_link(op)
+        if isinstance(op, DealersTruncated):
+            self.directory.apply_truncate(op)
+        return []
+
+    async def _index(self, decoded: Sequence[tuple[EventT, VehicleOp]]) -> None:
+        """Apply a batch; if a record in it breaks a rule, apply one by one and dead-letter the culprit."""
+        try:
+            result = await self.indexer.apply([op for _, op in decoded])
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("batch of %d failed (%s); applying records one at a time", len(decoded), exc)
+            for event, op in decoded:
+                try:
+                    single = await self.indexer.apply([op])
+                except (ValueError, TypeError, KeyError) as single_exc:
+                    await self._dead_letter(event, single_exc)
+                    continue
+                await self._send_links(single.links)
+                self.metrics.count("documents_written", single.written)
+            return
+        await self._send_links(result.links)
+        self.metrics.count("documents_written", result.written)
+        self.metrics.count("stale_events_skipped", result.skipped)
+        self.metrics.count("documents_truncated", result.truncated)
+
+    async def _send_links(self, links: Sequence[DealerLink]) -> None:
+        await self._send_grouped(
+            self.links_topic, links, lambda link: self._dealer_key(link.dealer_id), encode_dealer_links
+        )
+
+    async def _send_grouped(
+        self,
+        topic: faust.TopicT,
+        operations: Sequence[OpT],
+        key_of: Callable[[OpT], bytes],
+        encode: Callable[[list[OpT]], bytes],
+    ) -> None:
+        """One record per partition holding every operation whose key Kafka would put in that partition.
+
+        The consumer sees each operation in the partition of its own key (co-partitioning holds), at the
+        cost of one Faust event per partition and batch instead of one per operation.
+        """
+        groups: dict[int, list[OpT]] = defaultdict(list)
+        for operation in operations:
+            groups[partition_for_key(key_of(operation), self.settings.topic_partitions)].append(operation)
+        for partition, group in groups.items():
+            await topic.send(value=encode(group), partition=partition)
+
+    async def _send_all(self, topic: faust.TopicT, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Queue records on Faust's producer without waiting for each delivery.
+
+        Faust flushes its producer (every record acknowledged by the broker) before it commits input
+        offsets, so the input that caused these records is never marked consumed before they are stored.
+        """
+        for key, value in records:
+            await topic.send(key=key, value=value)
+
+    async def _dead_letter(self, event: EventT, error: BaseException) -> None:
+        message = event.message
+        log.error(
+            "dead-lettering %s[%d]@%d key=%r: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            event.key,
+            error,
+        )
+        record = dead_letter_record(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=event.key,
+            value=event.value,
+            error=error,
+        )
+        await self._send_all(self.dead_letter_topic, [(event.key or b"", record)])
+        self.metrics.count("dead_lettered")
+
+    def _key(self, table: str, row_id: Any) -> bytes:
+        schema = None
+        if self.settings.key_schemas_enable:
+            id_field = {"type": "int64", "optional": False, "field": "id"}
+            schema = key_schema(self.settings.change_topic(table), [id_field])
+        return encode_key({"id": row_id}, schema)
+
+    def _vehicle_key(self, vehicle_id: str) -> bytes:
+        return self._key("vehicles", int(vehicle_id) if vehicle_id.isdigit() else vehicle_id)
+
+    def _dealer_key(self, dealer_id: int) -> bytes:
+        return self._key("dealers", dealer_id)
+
+    # -- web & signals ------------------------------------------------------------------------------
+
+    async def _on_rebalance_complete(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        self.metrics.ready = True
+        log.info("worker ready: partitions assigned")

@@ -1,0 +1,129 @@
+"""Applying operations to a vehicle document: the indexer's business rules, free of Kafka and engines.
+
+Every rule is idempotent and order-safe: an operation carries its source position, and a document
+ignores a position it has already passed, so replays and out-of-order deliveries change nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.debezium import UNAVAILABLE_VALUE
+from schemas.vehicle import DealerSummary, VehicleDocument
+from streams.changes import (
+    DEALERS_SOURCE,
+    VEHICLES_SOURCE,
+    DealerLink,
+    DealerRefresh,
+    VehicleRemoval,
+    VehicleUpsert,
+)
+
+# Vehicle columns copied as they are into the document.
+VEHICLE_COLUMNS = (
+    "vin", "make", "model", "trim", "year", "mileage", "condition_grade", "body_type", "fuel",
+    "transmission", "drivetrain", "exterior_color", "city", "state", "zip", "lat", "lon", "images",
+    "description", "asking_price", "status", "dealer_id",
+)  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    """The document to write (None: nothing changes) and the dealer links that changed."""
+
+    document: VehicleDocument | None
+    links: list[DealerLink] = field(default_factory=list)
+
+
+def _timestamp(value: Any) -> str | None:
+    """Debezium timestamps arrive as ISO strings (timestamptz) or epoch microseconds (timestamp)."""
+    if value is None or isinstance(value, str):
+        return value
+    return datetime.fromtimestamp(int(value) / 1_000_000, tz=UTC).isoformat()
+
+
+def _vehicle_fields(row: dict[str, Any]) -> dict[str, Any]:
+    fields = {column: row[column] for column in VEHICLE_COLUMNS if column in row and row[column] != UNAVAILABLE_VALUE}
+    for column, target in (("created_at", "listed_at"), ("updated_at", "updated_at")):
+        if column in row and row[column] != UNAVAILABLE_VALUE:
+            fields[target] = _timestamp(row[column])
+    if fields.get("state"):
+        fields["state"] = str(fields["state"]).strip()
+    if "images" in fields and fields["images"] is None:
+        fields["images"] = []
+    return fields
+
+
+def apply_vehicle_upsert(
+    current: VehicleDocument | None, change: VehicleUpsert, known_dealer: DealerRefresh | None = None
+) -> Outcome:
+    """`known_dealer`: a profile of the row's dealer seen earlier, to fill a new dealer block at once."""
+    document = current or VehicleDocument(id=change.vehicle_id)
+    if not document.is_newer(VEHICLES_SOURCE, change.position):
+        return Outcome(None)
+    fields = _vehicle_fields(change.row)
+    deleted_at = change.row.get("deleted_at")
+    soft_deleted = deleted_at not in (None, UNAVAILABLE_VALUE)
+    positions = {**document.positions, VEHICLES_SOURCE: change.position}
+    links: list[DealerLink] = []
+    new_dealer = fields.get("dealer_id", document.dealer_id)
+    dealer_changed = new_dealer != document.dealer_id or document.deleted
+    if dealer_changed:
+        # The dealer block now belongs to another dealer: forget the old one and its position.
+        fields["dealer"] = None
+        positions.pop(DEALERS_SOURCE, None)
+        if document.dealer_id is not None and not document.deleted:
+            links.append(DealerLink(document.dealer_id, change.vehicle_id, linked=False))
+    if new_dealer is not None and dealer_changed and not soft_deleted:
+        known_position = None
+        if known_dealer is not None and known_dealer.dealer_id == new_dealer and known_dealer.summary:
+            fields["dealer"] = known_dealer.summary
+            positions[DEALERS_SOURCE] = known_position = known_dealer.position
+        links.append(DealerLink(int(new_dealer), change.vehicle_id, linked=True, known_position=known_position))
+    if soft_deleted and not document.deleted and document.dealer_id is not None and not dealer_changed:
+        links.append(DealerLink(document.dealer_id, change.vehicle_id, linked=False))
+    updated = VehicleDocument.model_validate(
+        {
+            **document.model_dump(),
+            **fields,
+            "positions": positions,
+            "version": document.version + 1,
+            "deleted": soft_deleted,
+        }
+    )
+    return Outcome(updated, links)
+
+
+def apply_vehicle_removal(current: VehicleDocument | None, removal: VehicleRemoval) -> Outcome:
+    document = current or VehicleDocument(id=removal.vehicle_id)
+    if not document.is_newer(VEHICLES_SOURCE, removal.position):
+        return Outcome(None)
+    links = []
+    if document.dealer_id is not None and not document.deleted:
+        links.append(DealerLink(document.dealer_id, removal.vehicle_id, linked=False))
+    tombstone = document.model_copy(
+        update={
+            "deleted": True,
+            "positions": {**document.positions, VEHICLES_SOURCE: removal.position},
+            "version": document.version + 1,
+        }
+    )
+    return Outcome(tombstone, links)
+
+
+def apply_dealer_refresh(current: VehicleDocument | None, refresh: DealerRefresh) -> Outcome:
+    if current is None or current.deleted or current.dealer_id != refresh.dealer_id:
+        return Outcome(None)  # the vehicle left this dealer, or is gone
+    if not current.is_newer(DEALERS_SOURCE, refresh.position):
+        return Outcome(None)
+    dealer = DealerSummary.model_validate(refresh.summary) if refresh.summary else None
+    updated = current.model_copy(
+        update={
+            "dealer": dealer,
+            "positions": {**current.positions, DEALERS_SOURCE: refresh.position},
+            "version": current.version + 1,
+        }
+    )
+    return Outcome(updated)

@@ -1,0 +1,33 @@
+"""The stream worker's settings (env prefix AUCTION_HUB_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from hub.settings import IndexSettings, KafkaSettings
+
+
+class WorkerSettings(KafkaSettings, IndexSettings):
+    app_id: str = Field(default="auction-hub-indexer", pattern=r"^[A-Za-z0-9_\-.]+$")
+    source_schema: str = Field(default="public", description="Schema of the marketplace tables in topic names.")
+    key_schemas_enable: bool = Field(
+        default=False,
+        description="Whether change-topic keys carry the JSON converter's schema (must match the source).",
+    )
+    batch_max: int = Field(default=2000, ge=1, le=100_000)
+    batch_window_ms: int = Field(default=100, ge=1, le=10_000)
+    fetch_max_wait_ms: int = Field(
+        default=50, ge=1, le=5_000, description="How long a fetch may wait for data (tansu always waits this long)."
+    )
+    compression_type: str | None = Field(default=None, pattern=r"^(gzip|lz4|zstd)$")
+    max_fetch_bytes: int = Field(default=1 << 20, ge=16 * 1024, le=64 << 20)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=6066, ge=0, le=65535, description="0 turns the metrics page off.")
+    session_timeout_s: float = Field(default=10.0, gt=0)
+    dead_letter_topic: str = "auction-hub.dead-letter"
+    dealer_links_topic: str = "auction-hub.dealer-links"
+    vehicle_refresh_topic: str = "auction-hub.vehicle-refresh"
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    def change_topic(self, table: str) -> str:
+        return f"{self.topic_prefix}.{self.source_schema}.{table}"

@@ -1,0 +1,37 @@
+"""Runs the indexer worker: topics, the search index writer, and the Faust app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from connectors.search.factory import create_search_index
+from hub.topics import ensure_topics
+from streams.app import IndexerApp
+from streams.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+def consumed_topics(settings: WorkerSettings) -> list[str]:
+    return [
+        settings.change_topic("vehicles"),
+        settings.change_topic("dealers"),
+        settings.vehicle_refresh_topic,
+        settings.dealer_links_topic,
+        settings.dead_letter_topic,
+    ]
+
+
+def run_worker(settings: WorkerSettings) -> None:
+    """Blocks until SIGINT/SIGTERM; the app closes the index writer once its agents stopped."""
+    bootstrap = settings.require_bootstrap()
+    asyncio.run(ensure_topics(bootstrap, consumed_topics(settings), settings.topic_partitions))
+    indexer_app = IndexerApp(settings, create_search_index(settings, writer=True))
+    worker = faust.Worker(indexer_app.app, loglevel=settings.log_level.lower(), redirect_stdouts=False)
+    # Faust's terminal spinner turns the root logger to DEBUG so it can spin on every record, which makes
+    # aiokafka build a log record per produced message: a large share of the worker's CPU.
+    worker.spinner = None
+    worker.execute_from_commandline()

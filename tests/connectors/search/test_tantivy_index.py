@@ -1,0 +1,246 @@
+"""What only the embedded engine has: the directory lock, readers in other processes, commit batching."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.search.factory import create_search_index
+from connectors.search.port import SearchIndexUnavailable, SearchQuery
+from connectors.search.tantivy_index import SCHEMA_VERSION, IndexLocked, TantivyIndex
+from hub.settings import IndexSettings
+from schemas.vehicle import VehicleDocument
+from tests.connectors.search.conftest import VehicleFactory, make_vehicle
+
+READER_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from connectors.search.port import SearchQuery
+    from connectors.search.tantivy_index import TantivyIndex
+
+    async def main() -> None:
+        index = TantivyIndex(Path(sys.argv[1]), writer=False)
+        print((await index.search(SearchQuery())).total, flush=True)
+        sys.stdin.readline()
+        await index.refresh_reader()
+        print((await index.search(SearchQuery())).total, flush=True)
+        await index.close()
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_reader_process_sees_a_commit_after_refresh(index_dir: Path, vehicle: VehicleFactory) -> None:
+    writer = TantivyIndex(index_dir, writer=True)
+    await writer.upsert([vehicle(1)])
+    await writer.flush()
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER_SCRIPT, str(index_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[3],
+    )
+    try:
+        assert reader.stdout is not None
+        assert reader.stdin is not None
+        assert await asyncio.wait_for(asyncio.to_thread(reader.stdout.readline), 30) == "1\n"
+
+        await writer.upsert([vehicle(2), vehicle(3)])
+        await writer.flush()
+        reader.stdin.write("go\n")
+        reader.stdin.flush()
+
+        assert await asyncio.wait_for(asyncio.to_thread(reader.stdout.readline), 30) == "3\n"
+    finally:
+        reader.kill()
+        reader.wait()
+        await writer.close()
+
+
+async def test_readers_reload_on_commit_without_being_asked(index_dir: Path, vehicle: VehicleFactory) -> None:
+    writer = TantivyIndex(index_dir, writer=True)
+    reader = TantivyIndex(index_dir, writer=False)
+    await writer.upsert([vehicle(1)])
+    await writer.flush()
+
+    for _ in range(100):
+        if (await reader.search(SearchQuery())).total == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert (await reader.search(SearchQuery())).total == 1
+    await writer.close()
+
+
+async def test_a_second_writer_fails_until_the_first_closes(index_dir: Path, vehicle: VehicleFactory) -> None:
+    first = TantivyIndex(index_dir, writer=True)
+    await first.upsert([vehicle(1)])
+    with pytest.raises(IndexLocked, match="already open for writing"):
+        TantivyIndex(index_dir, writer=True)
+
+    await first.close()
+
+    second = TantivyIndex(index_dir, writer=True)
+    assert await second.get("1") == vehicle(1)
+    await second.close()
+
+
+def test_a_writer_in_another_process_is_refused(index_dir: Path) -> None:
+    script = "import sys; from pathlib import Path; from connectors.search.tantivy_index import TantivyIndex\n"
+    script += "TantivyIndex(Path(sys.argv[1]), writer=True); print('opened')"
+    holder = TantivyIndex(index_dir, writer=True)
+    try:
+        other = subprocess.run(
+            [sys.executable, "-c", script, str(index_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=Path(__file__).parents[3],
+        )
+    finally:
+        asyncio.run(holder.close())
+    assert other.returncode != 0
+    assert "IndexLocked" in other.stderr
+
+
+async def test_a_reader_refuses_writes(index_dir: Path, vehicle: VehicleFactory) -> None:
+    reader = TantivyIndex(index_dir, writer=False)
+    with pytest.raises(SearchIndexUnavailable, match="read-only"):
+        await reader.upsert([vehicle(1)])
+
+
+async def test_a_large_pending_batch_commits_by_itself(index_dir: Path, vehicle: VehicleFactory) -> None:
+    writer = TantivyIndex(index_dir, writer=True, max_pending=100)
+    await writer.upsert([vehicle(n) for n in range(99)])
+    assert (await writer.search(SearchQuery(limit=0))).total == 0
+
+    await writer.upsert([vehicle(99)])
+
+    assert (await writer.search(SearchQuery(limit=0))).total == 100
+    await writer.close()
+
+
+async def test_close_commits_pending_writes(index_dir: Path, vehicle: VehicleFactory) -> None:
+    writer = TantivyIndex(index_dir, writer=True)
+    await writer.upsert([vehicle(1)])
+    await writer.close()
+
+    reader = TantivyIndex(index_dir, writer=False)
+    assert await reader.get("1") == vehicle(1)
+
+
+async def test_get_many_of_thousands_of_ids(index_dir: Path, vehicle: VehicleFactory) -> None:
+    writer = TantivyIndex(index_dir, writer=True)
+    await writer.upsert([vehicle(n) for n in range(3000)])
+    await writer.flush()
+
+    found = await writer.get_many([str(n) for n in range(0, 6000, 2)])
+
+    assert len(found) == 1500
+    assert found["2998"] == vehicle(2998)
+    await writer.close()
+
+
+def test_the_factory_opens_a_versioned_directory(tmp_path: Path) -> None:
+    settings = IndexSettings(index_backend="tantivy", index_path=tmp_path, index_name="cars")
+    index = create_search_index(settings, writer=False)
+    assert isinstance(index, TantivyIndex)
+    assert index.path == tmp_path / f"cars_v{SCHEMA_VERSION}"
+
+
+def test_the_factory_needs_a_url_for_elasticsearch(tmp_path: Path) -> None:
+    settings = IndexSettings(index_backend="elasticsearch", index_path=tmp_path, elasticsearch_url=None)
+    with pytest.raises(SearchIndexUnavailable, match="ELASTICSEARCH_URL"):
+        create_search_index(settings, writer=True)
+
+
+MAKES = ["Toyota", "Honda", "Ford"]
+STATES = ["TX", "CA"]
+vehicles = st.lists(
+    st.builds(
+        lambda make, state, year, price, status, deleted: (make, state, year, price, status, deleted),
+        st.sampled_from(MAKES),
+        st.sampled_from(STATES),
+        st.integers(2015, 2020),
+        st.one_of(st.none(), st.integers(5, 30).map(lambda k: k * 1000.0)),
+        st.sampled_from(["active", "in_auction", "sold"]),
+        st.booleans(),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=vehicles,
+    makes=st.lists(st.sampled_from(MAKES), max_size=2, unique=True),
+    price_range=st.tuples(st.none() | st.integers(5, 30), st.none() | st.integers(5, 30)),
+)
+def test_totals_and_facets_equal_brute_force(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str, str, int, float | None, str, bool]],
+    makes: list[str],
+    price_range: tuple[int | None, int | None],
+) -> None:
+    documents = [
+        make_vehicle(n, make=make, state=state, year=year, asking_price=price, status=status, deleted=deleted)
+        for n, (make, state, year, price, status, deleted) in enumerate(rows)
+    ]
+    low, high = (None if bound is None else bound * 1000.0 for bound in price_range)
+    query = SearchQuery(
+        filters={"make": makes},
+        ranges={"asking_price": (low, high)},
+        facets=["make", "state", "year"],
+        limit=100,
+    )
+
+    async def run() -> tuple[int, set[str], dict[str, dict[str, int]]]:
+        index = TantivyIndex(tmp_path_factory.mktemp("prop"), writer=True)
+        await index.upsert(documents)
+        await index.flush()
+        result = await index.search(query)
+        await index.close()
+        return result.total, {hit.id for hit in result.hits}, result.facets
+
+    total, ids, facets = asyncio.run(run())
+
+    def matches(document: VehicleDocument) -> bool:
+        if not document.searchable or (makes and document.make not in makes):
+            return False
+        if low is None and high is None:
+            return True
+        price = document.asking_price
+        return price is not None and (low is None or price >= low) and (high is None or price <= high)
+
+    expected = [document for document in documents if matches(document)]
+    assert total == len(expected)
+    assert ids == {document.id for document in expected}
+    for name in ("make", "state", "year"):
+        assert facets[name] == dict(Counter(str(getattr(document, name)) for document in expected))
+
+
+async def test_tombstone_older_than_scans_past_one_page(
+    index_dir: Path, vehicle: VehicleFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("connectors.search.tantivy_index.SCAN_PAGE", 7)
+    monkeypatch.setattr("connectors.search.tantivy_index.TOMBSTONE_BATCH", 5)
+    writer = TantivyIndex(index_dir, writer=True, max_pending=11)
+    await writer.upsert([vehicle(n, positions={"pg.vehicles": n}) for n in range(60)])
+
+    assert await writer.tombstone_older_than("pg.vehicles", 45) == 45
+
+    found = await writer.get_many([str(n) for n in range(60)])
+    assert [n for n in range(60) if found[str(n)].deleted] == list(range(45))
+    assert (await writer.search(SearchQuery(limit=0))).total == 15
+    await writer.close()

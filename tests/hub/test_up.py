@@ -1,0 +1,73 @@
+"""`auction-hub up`, as the quick start runs it: empty database in, searchable demo data out, Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from hub.broker import free_port
+from tests.pipeline import ROOT, wait_until
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def test_up_loads_demo_data_serves_it_and_stops_cleanly(database_factory: Any, tmp_path: Path) -> None:
+    database_url = database_factory("up")
+    name = database_url.rsplit("/", 1)[-1]
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "AUCTION_HUB_DATABASE_URL": database_url,
+        "AUCTION_HUB_API_PORT": str(api_port),
+        "AUCTION_HUB_METRICS_PORT": str(free_port()),
+        "AUCTION_HUB_BROKER_PORT": str(free_port()),
+        "AUCTION_HUB_INDEX_PATH": str(tmp_path / "index"),
+        "AUCTION_HUB_STATE_DIR": str(tmp_path / "var"),
+        "AUCTION_HUB_PG_SLOT_NAME": f"{name}_slot",
+        "AUCTION_HUB_PG_PUBLICATION_NAME": f"{name}_pub",
+        "AUCTION_HUB_SESSION_TIMEOUT_S": "6",
+    }
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    env.pop("AUCTION_HUB_KAFKA_BOOTSTRAP_SERVERS", None)
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "up", "--demo-vehicles", "300", "--demo-dealers", "20"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def vehicle_one() -> dict[str, Any] | None:
+            assert up.poll() is None, log_path.read_text()
+            try:
+                response = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/vehicles/1", timeout=2)
+            except httpx.HTTPError:
+                return None
+            if response.status_code != 200 or response.json().get("dealer") is None:
+                return None  # the dealer block follows the vehicle by a moment
+            body: dict[str, Any] = response.json()
+            return body
+
+        body = wait_until(vehicle_one, timeout=240, interval=1, what="demo vehicle 1 through the API")
+        assert body["make"]
+        assert body["dealer"]["name"]
+        printed = log_path.read_text()
+        assert f"http://127.0.0.1:{api_port}/docs" in printed
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert len(children) >= 4  # tansu, connector, worker, api
+    finally:
+        up.send_signal(signal.SIGINT)
+        exit_code = up.wait(timeout=60)
+    assert exit_code == 0, log_path.read_text()[-3000:]
+    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
