@@ -9,8 +9,9 @@ from decimal import Decimal
 from itertools import accumulate
 from typing import Any, Final
 
-from marketplace.catalog import Location, Trim, distance_km, estimate_used_price, load_catalog, load_locations
+from marketplace.catalog import Location, Trim, estimate_used_price, load_catalog, load_locations
 from marketplace.vin import make_vin
+from schemas.geo import haversine_km
 
 IMAGE_BASE_URL: Final = "https://images.auction-hub.example/vehicles"
 MAX_VEHICLE_AGE: Final = 20
@@ -206,7 +207,7 @@ def _nearby_locations(dealers: Sequence[DealerSite]) -> dict[int, list[Location]
                 for other in locations
                 if other.zip != here.zip
                 and abs(other.lat - here.lat) < 1.0
-                and distance_km(here.lat, here.lon, other.lat, other.lon) <= NEARBY_KM
+                and haversine_km(here.lat, here.lon, other.lat, other.lon) <= NEARBY_KM
             ]
         nearby[dealer.id] = by_zip[here.zip]
     return nearby

@@ -17,22 +17,58 @@ class SearchIndexUnavailable(RuntimeError):
     """The engine cannot be reached or refused the request; callers retry (indexer) or answer 503 (API)."""
 
 
+# Pseudo sort fields: text relevance (best first) and distance from `SearchQuery.geo` (nearest first).
+RELEVANCE = "_score"
+DISTANCE = "_distance"
+
+
+@dataclass(frozen=True)
+class GeoFilter:
+    """A point buyers search around; with `radius_km`, only documents within it match (great-circle distance)."""
+
+    lat: float
+    lon: float
+    radius_km: float | None = None
+
+
 @dataclass(frozen=True)
 class SearchQuery:
     """A search over visible documents (not deleted, status searchable).
 
+    `text`: every word must match make, model, trim or description; words of 5+ letters also match with one
+    typo (make/model/trim), and with `prefix` the last word also matches as a prefix (type-ahead).
     `filters`: field -> accepted values (OR within one field, AND across fields).
     `ranges`: field -> (lowest, highest), either bound may be None; bounds are inclusive.
-    `facets`: fields to count values of, over the documents matching the query.
+    `geo`: origin for distance sorting and, with a radius, a location filter.
+    `facets`: fields to count values of; `range_facets`: field -> ascending bucket edges, counted as
+    `[..e0), [e0..e1), ..., [en..)`. Facets are disjunctive: a field's counts ignore that field's own
+    filter and range (so a shopper sees how many cars each other make would give), never the others.
+    `sort`: at most one (field, order) pair, `RELEVANCE` (the default) or `DISTANCE`; the document id (numeric
+    ids numerically) always breaks ties, so the order is total and pages never overlap. Documents lacking
+    the sort value come last.
+    `search_after`: the `sort_values` of the last hit of the previous page (deep paging without offsets).
     """
 
     text: str | None = None
+    prefix: bool = True
     filters: Mapping[str, Sequence[FilterValue]] = field(default_factory=dict)
     ranges: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    geo: GeoFilter | None = None
     facets: Sequence[str] = ()
+    range_facets: Mapping[str, Sequence[float]] = field(default_factory=dict)
     sort: Sequence[tuple[str, SortOrder]] = ()
     limit: int = 20
     offset: int = 0
+    search_after: Sequence[Any] | None = None
+
+
+@dataclass(frozen=True)
+class RangeBucket:
+    """Documents with `low <= value < high` (None: unbounded)."""
+
+    low: float | None
+    high: float | None
+    count: int
 
 
 @dataclass
@@ -40,6 +76,11 @@ class SearchResult:
     total: int
     hits: list[VehicleDocument]
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
+    range_facets: dict[str, list[RangeBucket]] = field(default_factory=dict)
+    # Per hit: the values it was sorted by, id last; pass the last one as `search_after` for the next page.
+    sort_values: list[list[Any]] = field(default_factory=list)
+    # Per hit: kilometres from `SearchQuery.geo`, when the query has one.
+    distances_km: list[float | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
+import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,29 +35,41 @@ import orjson
 import tantivy
 
 from connectors.search.fields import (
+    AUCTION_ENDS_AT,
     FACET_SIZE,
     FLOAT_FIELDS,
+    FUZZY_MIN_LENGTH,
+    FUZZY_TEXT_SOURCES,
+    INEXACT_WEIGHT,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
-    RELEVANCE,
+    SORT_FIELDS,
     TEXT_FIELD_BOOSTS,
     apply_partial,
+    compact_text,
     document_keywords,
+    epoch_seconds,
     integer_bounds,
     keyword_value,
     validate_query,
 )
 from connectors.search.port import (
+    DISTANCE,
+    RELEVANCE,
     FilterValue,
+    GeoFilter,
     IndexHealth,
+    RangeBucket,
     SearchIndex,
     SearchIndexUnavailable,
     SearchQuery,
     SearchResult,
 )
+from connectors.search.tantivy_sorting import cursor_key, document_sort_keys, id_rank, sort_key_field
+from schemas.geo import EARTH_RADIUS_KM, haversine_km
 from schemas.vehicle import VehicleDocument
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TEXT_TOKENIZER = "vehicle_text"
 # Indexed name of each full-text source (the keyword field keeps the plain name).
 TEXT_FIELDS: dict[str, str] = {
@@ -72,6 +88,12 @@ DEFAULT_MAX_PENDING = 10_000
 INLINE_BATCH = 10**9
 TOMBSTONE_BATCH = 1000
 SCAN_PAGE = 50_000
+# Aggregation results (facets, location points) kept per index generation.
+AGGREGATION_CACHE_SIZE = 512
+# Most distinct vehicle locations a radius filter or distance sort considers (tantivy's bucket limit is 65,000).
+MAX_GEO_POINTS = 60_000
+GEO_POINT = "geo_point"
+ID_KEY = "id_key"
 
 T = TypeVar("T")
 
@@ -94,6 +116,12 @@ def build_schema() -> tantivy.Schema:
         builder.add_float_field(name, indexed=True, fast=True)
     builder.add_boolean_field("visible", indexed=True, fast=True)
     builder.add_boolean_field("deleted", indexed=True, fast=True)
+    builder.add_text_field(GEO_POINT, fast=True, tokenizer_name="raw", index_option="basic")
+    builder.add_integer_field(AUCTION_ENDS_AT, indexed=True, fast=True)
+    builder.add_unsigned_field(ID_KEY, indexed=True, fast=True)
+    for name in SORT_FIELDS:
+        for order in ("asc", "desc"):
+            builder.add_unsigned_field(sort_key_field(name, order), indexed=True, fast=True)
     return builder.build()
 
 
@@ -124,12 +152,52 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
     for source, text_field in TEXT_FIELDS.items():
         text = getattr(document, source)
         if text:
-            fields[text_field] = text
+            compact = compact_text(text) if source in FUZZY_TEXT_SOURCES else ""
+            fields[text_field] = f"{text} {compact}" if compact and not text.isalnum() else text
     for name in INTEGER_FIELDS + FLOAT_FIELDS:
         value = getattr(document, name)
         if value is not None:
             fields[name] = value
+    if document.lat is not None and document.lon is not None:
+        fields[GEO_POINT] = geo_point_key(document.lat, document.lon)
+    ends_at = epoch_seconds(document.auction_ends_at)
+    if ends_at is not None:
+        fields[AUCTION_ENDS_AT] = ends_at
+    fields[ID_KEY] = id_rank(document.id)
+    fields.update(document_sort_keys(document))
     return orjson.dumps(fields).decode("utf-8")
+
+
+def geo_point_key(lat: float, lon: float) -> str:
+    """A location as an exact keyword (`repr` round-trips floats), so the points near a place can be counted."""
+    return f"{lat!r},{lon!r}"
+
+
+def parse_geo_point(key: str) -> tuple[float, float]:
+    lat, lon = key.split(",")
+    return float(lat), float(lon)
+
+
+def bounding_box(geo: GeoFilter, radius_km: float) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """Latitude and longitude bounds enclosing the circle; no longitude bounds near a pole or the 180th meridian."""
+    angular = radius_km / EARTH_RADIUS_KM
+    lat_delta = math.degrees(angular)
+    lat_bounds = (geo.lat - lat_delta, geo.lat + lat_delta)
+    if lat_bounds[0] <= -90 or lat_bounds[1] >= 90 or angular >= math.pi / 2:
+        return lat_bounds, None
+    lon_delta = math.degrees(math.asin(min(1.0, math.sin(angular) / math.cos(math.radians(geo.lat)))))
+    if geo.lon - lon_delta < -180 or geo.lon + lon_delta > 180:
+        return lat_bounds, None
+    return lat_bounds, (geo.lon - lon_delta, geo.lon + lon_delta)
+
+
+@dataclass(frozen=True)
+class _Clause:
+    """One constraint of a search: `field` names the facet it belongs to (None: text and location)."""
+
+    field: str | None
+    key: Hashable
+    query: tantivy.Query
 
 
 class TantivyIndex(SearchIndex):
@@ -163,6 +231,11 @@ class TantivyIndex(SearchIndex):
         # id -> stored JSON, or None for a physical delete, until the next commit.
         self._pending: dict[str, bytes | None] = {}
         self._dirty = False
+        # Bumped whenever this handle's searcher may see other documents; keys the aggregation cache.
+        self._generation = 0
+        self._meta_stamp: tuple[int, int] | None = None
+        self._cache_lock = threading.Lock()
+        self._aggregation_cache: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
         self._index = self._open_index()
         self._writer: tantivy.IndexWriter | None = None
         if writer:
@@ -170,7 +243,9 @@ class TantivyIndex(SearchIndex):
             # The writer reloads itself right after each commit, so it needs no background reloads.
             self._index.config_reader(reload_policy="manual")
         else:
-            self._index.config_reader(reload_policy="commit")
+            # Readers reload in `refresh_reader()` only, so each generation is one searcher.
+            self._index.config_reader(reload_policy="manual")
+            self._meta_stamp = self._read_meta_stamp()
 
     def _open_index(self) -> tantivy.Index:
         try:
@@ -298,6 +373,7 @@ class TantivyIndex(SearchIndex):
             raise SearchIndexUnavailable(f"commit of the tantivy index at {self.path} failed: {exc}") from exc
         # Reload before forgetting pending writes, so a read never falls between the two.
         self._index.reload()
+        self._new_generation()
         self._pending.clear()
         self._dirty = False
 
@@ -334,79 +410,208 @@ class TantivyIndex(SearchIndex):
 
     def _search_sync(self, query: SearchQuery) -> SearchResult:
         searcher = self._index.searcher()
-        matching = self._matching(query)
-        if query.limit == 0:
-            # tantivy refuses a top-docs limit of 0.
-            total = _count(searcher.search(matching, 1, count=True))
-            stored: list[bytes] = []
-        elif len(query.sort) > 1:
-            total, stored = self._multi_sorted(searcher, matching, query)
+        generation = self._generation
+        clauses = self._clauses(searcher, generation, query)
+        matching = _conjunction(clauses)
+        sort_name, sort_order = query.sort[0] if query.sort else (RELEVANCE, "desc")
+        if sort_name == DISTANCE and query.geo is not None:  # validate_query requires the location
+            total, addresses = self._by_distance(searcher, generation, clauses, query, query.geo)
+            scores: list[float | None] = [None] * len(addresses)
+        elif sort_name == RELEVANCE:
+            total, scored = self._by_relevance(searcher, matching, query)
+            scores, addresses = [score for score, _ in scored], [address for _, address in scored]
         else:
-            total, stored = self._top_docs(searcher, matching, query)
-        facets = self._facets(searcher, matching, query.facets) if query.facets else {}
-        hits = [VehicleDocument.model_validate_json(document) for document in stored]
-        return SearchResult(total=total, hits=hits, facets=facets)
-
-    def _top_docs(
-        self, searcher: tantivy.Searcher, matching: tantivy.Query, query: SearchQuery
-    ) -> tuple[int, list[bytes]]:
-        options: dict[str, Any] = {}
-        if query.sort and query.sort[0][0] != RELEVANCE:
-            name, order = query.sort[0]
-            options = {"order_by_field": name, "order": tantivy.Order.Asc if order == "asc" else tantivy.Order.Desc}
-        result = searcher.search(matching, query.limit, count=True, offset=query.offset, **options)
-        return _count(result), [_stored(searcher.doc(address))[1] for _, address in result.hits]
-
-    def _multi_sorted(
-        self, searcher: tantivy.Searcher, matching: tantivy.Query, query: SearchQuery
-    ) -> tuple[int, list[bytes]]:
-        # Top docs sort on one fast field only; the top_hits aggregation sorts on several and returns ids.
-        top_hits = {
-            "size": query.limit,
-            "from": query.offset,
-            "sort": [{name: order} for name, order in query.sort],
-            "docvalue_fields": ["id"],
-        }
-        result = searcher.aggregate(matching, {"top": {"top_hits": top_hits}})
-        ids = [hit["docvalue_fields"]["id"][0] for hit in result["top"]["hits"]]
-        total = _count(searcher.search(matching, 1, count=True))
-        if not ids:
-            return total, []
-        by_id: dict[str, bytes] = {}
-        for _, address in searcher.search(tantivy.Query.term_set_query(self._schema, "id", ids), len(ids)).hits:
-            document_id, stored = _stored(searcher.doc(address))
-            by_id[document_id] = stored
-        return total, [by_id[document_id] for document_id in ids if document_id in by_id]
-
-    def _facets(
-        self, searcher: tantivy.Searcher, matching: tantivy.Query, names: Sequence[str]
-    ) -> dict[str, dict[str, int]]:
-        aggregations = {name: {"terms": {"field": name, "size": FACET_SIZE}} for name in names}
-        result = searcher.aggregate(matching, aggregations)
-        return {
-            name: {_bucket_key(bucket["key"]): bucket["doc_count"] for bucket in result[name]["buckets"]}
-            for name in names
-        }
-
-    def _matching(self, query: SearchQuery) -> tantivy.Query:
-        """Visible documents matching the text (all tokens, each in any text field), filters and ranges."""
-        term = tantivy.Query.term_query
-        clauses: list[tuple[tantivy.Occur, tantivy.Query]] = [
-            (tantivy.Occur.Must, tantivy.Query.const_score_query(term(self._schema, "visible", True), 0.0))
+            total, addresses = self._by_field(searcher, matching, query, sort_name, sort_order)
+            scores = [None] * len(addresses)
+        hits = [VehicleDocument.model_validate_json(_stored(searcher.doc(address))[1]) for address in addresses]
+        result = SearchResult(total=total, hits=hits)
+        result.sort_values = [
+            _sort_values(sort_name, hit, score, query.geo) for hit, score in zip(hits, scores, strict=True)
         ]
-        for token in self._analyzer.analyze(query.text or ""):
-            per_field = [
-                tantivy.Query.boost_query(term(self._schema, TEXT_FIELDS[source], token), boost)
-                for source, boost in TEXT_FIELD_BOOSTS.items()
-            ]
-            clauses.append((tantivy.Occur.Must, tantivy.Query.disjunction_max_query(per_field)))
+        if query.geo is not None:
+            result.distances_km = [_distance(query.geo, hit) for hit in hits]
+        self._facets(searcher, generation, clauses, query, result)
+        return result
+
+    # -- ordering -------------------------------------------------------------------------------------
+
+    def _by_relevance(
+        self, searcher: tantivy.Searcher, matching: tantivy.Query, query: SearchQuery
+    ) -> tuple[int, list[tuple[float, Any]]]:
+        if query.limit == 0:  # tantivy refuses a top-docs limit of 0
+            return _count(searcher.search(matching, 1, count=True)), []
+        result = searcher.search(matching, query.limit, count=True, offset=query.offset)
+        return _count(result), [(float(score), address) for score, address in result.hits]
+
+    def _by_field(
+        self, searcher: tantivy.Searcher, matching: tantivy.Query, query: SearchQuery, name: str, order: Any
+    ) -> tuple[int, list[Any]]:
+        key_field = sort_key_field(name, order)
+        if query.search_after is None:
+            if query.limit == 0:
+                return _count(searcher.search(matching, 1, count=True)), []
+            result = searcher.search(
+                matching,
+                query.limit,
+                count=True,
+                offset=query.offset,
+                order_by_field=key_field,
+                order=tantivy.Order.Asc,
+            )
+            return _count(result), [address for _, address in result.hits]
+        after = tantivy.Query.range_query(
+            self._schema,
+            key_field,
+            tantivy.FieldType.Unsigned,
+            cursor_key(name, order, query.search_after),
+            None,
+            include_lower=False,
+        )
+        total = _count(searcher.search(matching, 1, count=True))
+        if query.limit == 0:
+            return total, []
+        page = _conjunction_of([matching, after])
+        result = searcher.search(
+            page, query.limit, count=False, offset=query.offset, order_by_field=key_field, order=tantivy.Order.Asc
+        )
+        return total, [address for _, address in result.hits]
+
+    def _by_distance(
+        self,
+        searcher: tantivy.Searcher,
+        generation: int,
+        clauses: Sequence[_Clause],
+        query: SearchQuery,
+        geo: GeoFilter,
+    ) -> tuple[int, list[Any]]:
+        """Nearest first, then by id: locations are few (vehicles sit on dealer lots), so the documents of
+        each distance are fetched location group by location group in id order."""
+        matching = _conjunction(clauses)
+        counts = self._point_counts(searcher, generation, clauses, matching)
+        total = _count(searcher.search(matching, 1, count=True))
+        groups: dict[float, list[str]] = {}
+        for point in counts:
+            lat, lon = parse_geo_point(point)
+            groups.setdefault(haversine_km(geo.lat, geo.lon, lat, lon), []).append(point)
+        ordered: list[tuple[float | None, tuple[str, ...]]] = [(d, tuple(groups[d])) for d in sorted(groups)]
+        ordered.append((None, ()))  # documents without a location come last
+        after_distance, after_rank = None, -1
+        started = query.search_after is None
+        if query.search_after is not None:
+            after_distance = query.search_after[0]
+            after_rank = id_rank(str(query.search_after[1]))
+        skip, need = query.offset, query.limit
+        addresses: list[Any] = []
+        for distance, points in ordered:
+            if need == 0:
+                break
+            clauses_here = [matching, self._points_query(points)]
+            if not started:
+                if distance is not None and (after_distance is None or distance < after_distance):
+                    continue
+                if distance == after_distance:
+                    clauses_here.append(
+                        tantivy.Query.range_query(
+                            self._schema, ID_KEY, tantivy.FieldType.Unsigned, after_rank, None, include_lower=False
+                        )
+                    )
+                started = True
+            group = _conjunction_of(clauses_here)
+            size = sum(counts[p] for p in points) if len(clauses_here) == 2 and points else None
+            if size is not None and skip >= size:
+                skip -= size
+                continue
+            result = searcher.search(
+                group, need, count=size is None, offset=skip, order_by_field=ID_KEY, order=tantivy.Order.Asc
+            )
+            if size is None:
+                found = _count(result)
+                if skip >= found:
+                    skip -= found
+                    continue
+            addresses += [address for _, address in result.hits]
+            need -= len(result.hits)
+            skip = 0
+        return total, addresses
+
+    def _points_query(self, points: Sequence[str]) -> tantivy.Query:
+        if points:
+            return tantivy.Query.term_set_query(self._schema, GEO_POINT, list(points))
+        exists = tantivy.Query.exists_query(GEO_POINT)
+        return tantivy.Query.boolean_query([(tantivy.Occur.MustNot, exists), (tantivy.Occur.Must, _all())])
+
+    def _point_counts(
+        self, searcher: tantivy.Searcher, generation: int, clauses: Sequence[_Clause], matching: tantivy.Query
+    ) -> dict[str, int]:
+        aggregation = {"points": {"terms": {"field": GEO_POINT, "size": MAX_GEO_POINTS}}}
+        result = self._aggregate(searcher, generation, ("points", _key(clauses)), matching, aggregation)
+        if result["points"].get("sum_other_doc_count"):
+            raise ValueError(f"more than {MAX_GEO_POINTS} distinct locations match; add a radius or filters")
+        return {bucket["key"]: bucket["doc_count"] for bucket in result["points"]["buckets"]}
+
+    # -- matching -------------------------------------------------------------------------------------
+
+    def _clauses(self, searcher: tantivy.Searcher, generation: int, query: SearchQuery) -> list[_Clause]:
+        """Visible documents matching the text, filters, ranges and radius: the conjunction of these clauses."""
+        term = tantivy.Query.term_query
+        clauses = [_Clause(None, "visible", term(self._schema, "visible", True))]
+        tokens = self._analyzer.analyze(query.text or "")
+        for position, token in enumerate(tokens):
+            as_prefix = query.prefix and position == len(tokens) - 1
+            clauses.append(_Clause(None, ("text", token, as_prefix), self._text_query(token, as_prefix)))
         for name, values in query.filters.items():
             if values:
-                clauses.append((tantivy.Occur.Must, tantivy.Query.const_score_query(self._filter(name, values), 0.0)))
+                key = ("filter", name, tuple(sorted(map(str, values))))
+                clauses.append(_Clause(name, key, _constant(self._filter(name, values))))
         for name, (low, high) in query.ranges.items():
             if low is not None or high is not None:
-                clauses.append((tantivy.Occur.Must, tantivy.Query.const_score_query(self._range(name, low, high), 0.0)))
-        return tantivy.Query.boolean_query(clauses)
+                clauses.append(_Clause(name, ("range", name, low, high), _constant(self._range(name, low, high))))
+        if query.geo is not None and query.geo.radius_km is not None:
+            points = self._points_within(searcher, generation, query.geo, query.geo.radius_km)
+            geo_query = tantivy.Query.term_set_query(self._schema, GEO_POINT, points) if points else _none()
+            clauses.append(_Clause(None, ("geo", query.geo), _constant(geo_query)))
+        return clauses
+
+    def _text_query(self, token: str, as_prefix: bool) -> tantivy.Query:
+        """One query word in any text field; typos and prefixes count in make/model/trim, below exact matches."""
+        alternatives = []
+        for source, boost in TEXT_FIELD_BOOSTS.items():
+            field_name = TEXT_FIELDS[source]
+            alternatives.append(
+                tantivy.Query.boost_query(tantivy.Query.term_query(self._schema, field_name, token), boost)
+            )
+            if source not in FUZZY_TEXT_SOURCES:
+                continue
+            if len(token) >= FUZZY_MIN_LENGTH:
+                fuzzy = tantivy.Query.fuzzy_term_query(self._schema, field_name, token, 1, True, False)
+                alternatives.append(tantivy.Query.boost_query(fuzzy, boost * INEXACT_WEIGHT))
+            if as_prefix:
+                prefix = tantivy.Query.fuzzy_term_query(self._schema, field_name, token, 0, True, True)
+                alternatives.append(tantivy.Query.boost_query(prefix, boost * INEXACT_WEIGHT))
+        return tantivy.Query.disjunction_max_query(alternatives)
+
+    def _points_within(
+        self, searcher: tantivy.Searcher, generation: int, geo: GeoFilter, radius_km: float
+    ) -> list[str]:
+        """The distinct document locations within the radius (exact great-circle distance)."""
+        (lat_low, lat_high), lon_bounds = bounding_box(geo, radius_km)
+        box = [
+            tantivy.Query.term_query(self._schema, "visible", True),
+            tantivy.Query.range_query(self._schema, "lat", tantivy.FieldType.Float, lat_low, lat_high),
+        ]
+        if lon_bounds is not None:
+            box.append(tantivy.Query.range_query(self._schema, "lon", tantivy.FieldType.Float, *lon_bounds))
+        aggregation = {"points": {"terms": {"field": GEO_POINT, "size": MAX_GEO_POINTS}}}
+        key = ("box", geo.lat, geo.lon, radius_km)
+        result = self._aggregate(searcher, generation, key, _conjunction_of(box), aggregation)
+        if result["points"].get("sum_other_doc_count"):
+            raise ValueError(f"the radius covers more than {MAX_GEO_POINTS} distinct locations; narrow it")
+        inside = []
+        for bucket in result["points"]["buckets"]:
+            lat, lon = parse_geo_point(bucket["key"])
+            if haversine_km(geo.lat, geo.lon, lat, lon) <= radius_km:
+                inside.append(bucket["key"])
+        return inside
 
     def _filter(self, name: str, values: Sequence[FilterValue]) -> tantivy.Query:
         terms: list[Any]
@@ -417,23 +622,114 @@ class TantivyIndex(SearchIndex):
         else:
             terms = [keyword_value(value) for value in values]
         if not terms:
-            return tantivy.Query.empty_query()
+            return _none()
         return tantivy.Query.term_set_query(self._schema, name, terms)
 
     def _range(self, name: str, low: float | None, high: float | None) -> tantivy.Query:
         if name in INTEGER_FIELDS:
             int_low, int_high = integer_bounds(low, high)
             if int_low is not None and int_high is not None and int_low > int_high:
-                return tantivy.Query.empty_query()
+                return _none()
             return tantivy.Query.range_query(self._schema, name, tantivy.FieldType.Integer, int_low, int_high)
         float_low = None if low is None else float(low)
         float_high = None if high is None else float(high)
+        if float_low is not None and float_high is not None and float_low > float_high:
+            return _none()
         return tantivy.Query.range_query(self._schema, name, tantivy.FieldType.Float, float_low, float_high)
+
+    # -- facets ---------------------------------------------------------------------------------------
+
+    def _facets(
+        self,
+        searcher: tantivy.Searcher,
+        generation: int,
+        clauses: Sequence[_Clause],
+        query: SearchQuery,
+        result: SearchResult,
+    ) -> None:
+        """Disjunctive facets: a field's counts come from the search without that field's own constraints.
+
+        Facets of unconstrained fields share one aggregation over the search; each constrained field that is
+        faceted costs one more. Results are cached per index generation (browsing by make repeats them).
+        """
+        constrained = {clause.field for clause in clauses if clause.field is not None}
+        passes: dict[str | None, list[str]] = {}
+        for name in dict.fromkeys([*query.facets, *query.range_facets]):
+            passes.setdefault(name if name in constrained else None, []).append(name)
+        for excluded, names in passes.items():
+            kept = [clause for clause in clauses if excluded is None or clause.field != excluded]
+            aggregations: dict[str, Any] = {}
+            for name in names:
+                if name in query.facets:
+                    aggregations[f"terms:{name}"] = {"terms": {"field": name, "size": FACET_SIZE}}
+                if name in query.range_facets:
+                    aggregations[f"range:{name}"] = {
+                        "range": {"field": name, "ranges": _ranges(query.range_facets[name])}
+                    }
+            key = ("facets", _key(kept), tuple(sorted(aggregations)), _edges_key(query, names))
+            counts = self._aggregate(searcher, generation, key, _conjunction(kept), aggregations)
+            for name in names:
+                if name in query.facets:
+                    buckets = counts[f"terms:{name}"]["buckets"]
+                    result.facets[name] = {_bucket_key(bucket["key"]): bucket["doc_count"] for bucket in buckets}
+                if name in query.range_facets:
+                    edges = list(query.range_facets[name])
+                    bounds = list(zip([None, *edges], [*edges, None], strict=True))
+                    # An empty index answers without buckets: count by bounds, absent ones as zero.
+                    found = {
+                        (bucket.get("from"), bucket.get("to")): bucket["doc_count"]
+                        for bucket in counts[f"range:{name}"]["buckets"]
+                    }
+                    result.range_facets[name] = [
+                        RangeBucket(low, high, found.get((low, high), 0)) for low, high in bounds
+                    ]
+
+    def _aggregate(
+        self,
+        searcher: tantivy.Searcher,
+        generation: int,
+        key: Hashable,
+        matching: tantivy.Query,
+        aggregations: dict[str, Any],
+    ) -> dict[str, Any]:
+        cache_key = (generation, key)
+        with self._cache_lock:
+            cached = self._aggregation_cache.get(cache_key)
+            if cached is not None:
+                self._aggregation_cache.move_to_end(cache_key)
+                return cached
+        result: dict[str, Any] = searcher.aggregate(matching, aggregations)
+        with self._cache_lock:
+            if generation == self._generation:
+                self._aggregation_cache[cache_key] = result
+                while len(self._aggregation_cache) > AGGREGATION_CACHE_SIZE:
+                    self._aggregation_cache.popitem(last=False)
+        return result
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def refresh_reader(self) -> None:
-        self._index.reload()
+        """Readers: load the latest commit if there is one (a cheap `stat` when there is not)."""
+        if self._writer is not None:
+            return
+        stamp = self._read_meta_stamp()
+        if stamp != self._meta_stamp:
+            self._meta_stamp = stamp
+            self._index.reload()
+            self._new_generation()
+
+    def _read_meta_stamp(self) -> tuple[int, int] | None:
+        # tantivy replaces meta.json (write + rename) on every commit: a new inode each time.
+        try:
+            status = os.stat(self.path / "meta.json")
+        except FileNotFoundError:
+            return None
+        return status.st_ino, status.st_mtime_ns
+
+    def _new_generation(self) -> None:
+        with self._cache_lock:
+            self._generation += 1
+            self._aggregation_cache.clear()
 
     async def health(self) -> IndexHealth:
         try:
@@ -480,3 +776,55 @@ def _stored(document: tantivy.Document) -> tuple[str, bytes]:
     if not isinstance(document_id, str) or not isinstance(stored, bytes):
         raise SearchIndexUnavailable("a tantivy document lacks its id or stored JSON; rebuild the index")
     return document_id, stored
+
+
+def _all() -> tantivy.Query:
+    return tantivy.Query.all_query()
+
+
+def _none() -> tantivy.Query:
+    return tantivy.Query.empty_query()
+
+
+def _constant(query: tantivy.Query) -> tantivy.Query:
+    """A filter: it narrows the matches without touching their relevance."""
+    return tantivy.Query.const_score_query(query, 0.0)
+
+
+def _conjunction_of(queries: Sequence[tantivy.Query]) -> tantivy.Query:
+    return tantivy.Query.boolean_query([(tantivy.Occur.Must, query) for query in queries])
+
+
+def _conjunction(clauses: Sequence[_Clause]) -> tantivy.Query:
+    return _conjunction_of([clause.query for clause in clauses])
+
+
+def _key(clauses: Sequence[_Clause]) -> Hashable:
+    return tuple(clause.key for clause in clauses)
+
+
+def _edges_key(query: SearchQuery, names: Sequence[str]) -> Hashable:
+    return tuple((name, tuple(query.range_facets[name])) for name in names if name in query.range_facets)
+
+
+def _ranges(edges: Sequence[float]) -> list[dict[str, float]]:
+    """tantivy range buckets `[..e0), [e0..e1), ..., [en..)` (from inclusive, to exclusive)."""
+    bounds = list(zip([None, *edges], [*edges, None], strict=True))
+    return [
+        {**({"from": float(low)} if low is not None else {}), **({"to": float(high)} if high is not None else {})}
+        for low, high in bounds
+    ]
+
+
+def _distance(geo: GeoFilter, document: VehicleDocument) -> float | None:
+    if document.lat is None or document.lon is None:
+        return None
+    return haversine_km(geo.lat, geo.lon, document.lat, document.lon)
+
+
+def _sort_values(name: str, document: VehicleDocument, score: float | None, geo: GeoFilter | None) -> list[Any]:
+    if name == RELEVANCE:
+        return [score, document.id]
+    if name == DISTANCE:
+        return [None if geo is None else _distance(geo, document), document.id]
+    return [getattr(document, name), document.id]

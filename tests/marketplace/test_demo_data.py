@@ -9,10 +9,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from marketplace.catalog import US_BOUNDS, distance_km, load_catalog, location_for_zip
+from marketplace.catalog import US_BOUNDS, load_catalog, location_for_zip
 from marketplace.demo_data import DemoDataSummary, bulk_load_vehicles, load_demo_data
 from marketplace.demo_vehicles import NEARBY_KM
 from marketplace.vin import is_valid_vin, model_year_code
+from schemas.geo import haversine_km
 
 AS_OF = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
@@ -88,7 +89,7 @@ def test_vehicles_are_located_near_their_dealer(demo: tuple[str, DemoDataSummary
         assert (location.city, location.state, location.lat, location.lon) == (city, state, lat, lon)
         assert south <= lat <= north
         assert west <= lon <= east
-        assert distance_km(lat, lon, dealer_lat, dealer_lon) <= NEARBY_KM
+        assert haversine_km(lat, lon, dealer_lat, dealer_lon) <= NEARBY_KM
 
 
 def test_mileage_condition_and_price_are_plausible(demo: tuple[str, DemoDataSummary]) -> None:

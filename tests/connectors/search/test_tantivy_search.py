@@ -1,0 +1,318 @@
+"""The query model on the embedded engine: text a buyer types, disjunctive facets, radius, ordering, paging."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.search.port import DISTANCE, GeoFilter, RangeBucket, SearchQuery, SortOrder
+from connectors.search.tantivy_index import TantivyIndex
+from connectors.search.tantivy_sorting import id_rank
+from schemas.geo import haversine_km
+from schemas.vehicle import VehicleDocument
+from tests.connectors.search.conftest import make_vehicle
+
+CARS = [
+    ("Toyota", "Camry", "LE"),
+    ("Toyota", "Corolla", "SE"),
+    ("Ford", "F-150", "XLT"),
+    ("Ford", "Mustang", "GT"),
+    ("Honda", "CR-V", "EX"),
+    ("Honda", "Civic", "Sport"),
+    ("Chevrolet", "Camaro", "SS"),
+]
+
+
+@pytest.fixture
+async def showroom(index_dir: Path) -> AsyncIterator[TantivyIndex]:
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert(
+        [
+            make_vehicle(n, make=make, model=model, trim=trim, description=f"{make} {model} for sale")
+            for n, (make, model, trim) in enumerate(CARS)
+        ]
+    )
+    await index.flush()
+    yield index
+    await index.close()
+
+
+async def models_found(index: TantivyIndex, text: str, **options: Any) -> list[str]:
+    result = await index.search(SearchQuery(text=text, **options))
+    return [f"{hit.make} {hit.model}" for hit in result.hits]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("camry", "Toyota Camry"),
+        ("toyta camry", "Toyota Camry"),  # one typo in a word of five letters or more
+        ("Toyota Camri", "Toyota Camry"),
+        ("f-150", "Ford F-150"),
+        ("f150", "Ford F-150"),
+        ("F 150", "Ford F-150"),
+        ("crv", "Honda CR-V"),
+        ("honda cr-v", "Honda CR-V"),
+        ("mustang gt", "Ford Mustang"),
+    ],
+)
+async def test_what_a_buyer_types_finds_the_car(showroom: TantivyIndex, text: str, expected: str) -> None:
+    assert (await models_found(showroom, text, prefix=False))[0] == expected
+
+
+async def test_the_last_word_matches_as_a_prefix_for_type_ahead(showroom: TantivyIndex) -> None:
+    assert await models_found(showroom, "toyota cam") == ["Toyota Camry"]
+    assert set(await models_found(showroom, "cam")) == {"Toyota Camry", "Chevrolet Camaro"}
+    assert await models_found(showroom, "cam", prefix=False) == []
+
+
+async def test_short_words_need_no_typo_and_exact_beats_fuzzy(showroom: TantivyIndex) -> None:
+    assert await models_found(showroom, "civc", prefix=False) == []  # four letters: no typo allowed
+    # "camaro" is exact for the Camaro and one edit away from nothing else; "camry" one edit from "camr?".
+    assert (await models_found(showroom, "camaro", prefix=False))[0] == "Chevrolet Camaro"
+
+
+async def test_every_word_must_match(showroom: TantivyIndex) -> None:
+    assert await models_found(showroom, "toyota mustang", prefix=False) == []
+
+
+# -- facets, ranges and filters against brute force ----------------------------------------------------
+
+MAKES = ["Toyota", "Honda", "Ford"]
+STATES = ["TX", "CA", "WA"]
+PRICE_EDGES = [10_000.0, 20_000.0]
+rows = st.lists(
+    st.tuples(
+        st.sampled_from(MAKES),
+        st.sampled_from(STATES),
+        st.integers(2015, 2020),
+        st.one_of(st.none(), st.integers(5, 30).map(lambda k: k * 1000.0)),
+        st.sampled_from(["active", "in_auction", "sold"]),
+        st.booleans(),
+    ),
+    max_size=40,
+)
+
+
+def in_range(value: float | None, low: float | None, high: float | None) -> bool:
+    if low is None and high is None:
+        return True
+    return value is not None and (low is None or value >= low) and (high is None or value <= high)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=rows,
+    makes=st.lists(st.sampled_from(MAKES), max_size=2, unique=True),
+    states=st.lists(st.sampled_from(STATES), max_size=2, unique=True),
+    price=st.tuples(st.none() | st.integers(5, 30), st.none() | st.integers(5, 30)),
+)
+def test_facet_counts_are_disjunctive_and_equal_brute_force(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str, str, int, float | None, str, bool]],
+    makes: list[str],
+    states: list[str],
+    price: tuple[int | None, int | None],
+) -> None:
+    documents = [
+        make_vehicle(n, make=make, state=state, year=year, asking_price=amount, status=status, deleted=deleted)
+        for n, (make, state, year, amount, status, deleted) in enumerate(rows)
+    ]
+    low, high = (None if bound is None else bound * 1000.0 for bound in price)
+    query = SearchQuery(
+        filters={"make": makes, "state": states},
+        ranges={"asking_price": (low, high)},
+        facets=["make", "state", "year"],
+        range_facets={"asking_price": PRICE_EDGES, "year": [2017, 2019]},
+        limit=100,
+    )
+
+    async def run() -> Any:
+        index = TantivyIndex(tmp_path_factory.mktemp("prop"), writer=True)
+        await index.upsert(documents)
+        await index.flush()
+        result = await index.search(query)
+        again = await index.search(query)  # served from the aggregation cache: the same answer
+        await index.close()
+        assert again.facets == result.facets and again.range_facets == result.range_facets
+        return result
+
+    result = asyncio.run(run())
+
+    def matches(document: VehicleDocument, *, ignore: str = "") -> bool:
+        return (
+            document.searchable
+            and (ignore == "make" or not makes or document.make in makes)
+            and (ignore == "state" or not states or document.state in states)
+            and (ignore == "asking_price" or in_range(document.asking_price, low, high))
+        )
+
+    expected = [document for document in documents if matches(document)]
+    assert result.total == len(expected)
+    assert {hit.id for hit in result.hits} == {document.id for document in expected}
+    for name in ("make", "state", "year"):
+        counted = [d for d in documents if matches(d, ignore=name)]
+        assert result.facets[name] == dict(Counter(str(getattr(d, name)) for d in counted)), name
+    priced = [d.asking_price for d in documents if matches(d, ignore="asking_price")]
+    assert result.range_facets["asking_price"] == [
+        RangeBucket(None, 10_000.0, sum(1 for p in priced if p is not None and p < 10_000)),
+        RangeBucket(10_000.0, 20_000.0, sum(1 for p in priced if p is not None and 10_000 <= p < 20_000)),
+        RangeBucket(20_000.0, None, sum(1 for p in priced if p is not None and p >= 20_000)),
+    ]
+    years = [d.year for d in expected if d.year is not None]
+    assert [bucket.count for bucket in result.range_facets["year"]] == [
+        sum(1 for y in years if y < 2017),
+        sum(1 for y in years if 2017 <= y < 2019),
+        sum(1 for y in years if y >= 2019),
+    ]
+
+
+# -- location ------------------------------------------------------------------------------------------
+
+DALLAS = GeoFilter(lat=32.7767, lon=-96.7970)
+
+
+def scattered(count: int, seed: int) -> list[VehicleDocument]:
+    """Vehicles on a few hundred lots across Texas and its neighbours, some without a location."""
+    generator = random.Random(seed)
+    lots = [(generator.uniform(28.0, 37.0), generator.uniform(-104.0, -90.0)) for _ in range(120)]
+    documents = []
+    for n in range(count):
+        lat, lon = generator.choice(lots) if generator.random() > 0.05 else (None, None)
+        documents.append(make_vehicle(n, lat=lat, lon=lon, asking_price=float(generator.randint(5, 40) * 1000)))
+    return documents
+
+
+@pytest.fixture
+async def texas(index_dir: Path) -> AsyncIterator[tuple[TantivyIndex, list[VehicleDocument]]]:
+    index = TantivyIndex(index_dir, writer=True)
+    documents = scattered(600, seed=7)
+    await index.upsert(documents)
+    await index.flush()
+    yield index, documents
+    await index.close()
+
+
+def distance(document: VehicleDocument, origin: GeoFilter = DALLAS) -> float | None:
+    if document.lat is None or document.lon is None:
+        return None
+    return haversine_km(origin.lat, origin.lon, document.lat, document.lon)
+
+
+@pytest.mark.parametrize("radius_km", [25.0, 150.0, 400.0, 2000.0])
+async def test_radius_filter_equals_haversine(
+    texas: tuple[TantivyIndex, list[VehicleDocument]], radius_km: float
+) -> None:
+    index, documents = texas
+    geo = GeoFilter(DALLAS.lat, DALLAS.lon, radius_km)
+    result = await index.search(SearchQuery(geo=geo, limit=1000, facets=["state"]))
+    expected = {d.id for d in documents if (km := distance(d)) is not None and km <= radius_km}
+    assert {hit.id for hit in result.hits} == expected
+    assert result.total == len(expected)
+    assert sum(result.facets["state"].values()) == len(expected)
+    assert all(km is not None and km <= radius_km for km in result.distances_km)
+
+
+async def test_distance_sort_pages_nearest_first_then_by_id(
+    texas: tuple[TantivyIndex, list[VehicleDocument]],
+) -> None:
+    index, documents = texas
+    located = [d for d in documents if d.lat is not None]
+    unlocated = [d for d in documents if d.lat is None]
+    expected = [d.id for d in sorted(located, key=lambda d: (distance(d), id_rank(d.id)))]
+    expected += [d.id for d in sorted(unlocated, key=lambda d: id_rank(d.id))]
+    sort: list[tuple[str, SortOrder]] = [(DISTANCE, "asc")]
+
+    by_offset = await page_through(index, SearchQuery(geo=DALLAS, sort=sort, limit=37), cursor=False)
+    by_cursor = await page_through(index, SearchQuery(geo=DALLAS, sort=sort, limit=37), cursor=True)
+    assert by_offset == expected
+    assert by_cursor == expected
+
+
+async def page_through(index: TantivyIndex, query: SearchQuery, *, cursor: bool) -> list[str]:
+    seen: list[str] = []
+    after: Sequence[Any] | None = None
+    while True:
+        offset = 0 if cursor else len(seen)
+        page = await index.search(
+            SearchQuery(**{**query.__dict__, "offset": offset, "search_after": after if cursor else None})
+        )
+        if not page.hits:
+            return seen
+        assert page.total == query_total(page)
+        seen += [hit.id for hit in page.hits]
+        after = page.sort_values[-1]
+
+
+def query_total(page: Any) -> int:
+    return int(page.total)
+
+
+@pytest.mark.parametrize(
+    ("field", "order"),
+    [("asking_price", "asc"), ("asking_price", "desc"), ("year", "desc"), ("mileage", "asc")],
+)
+async def test_field_sorts_page_every_document_exactly_once(index_dir: Path, field: str, order: SortOrder) -> None:
+    generator = random.Random(field + order)
+    documents = [
+        make_vehicle(
+            n,
+            asking_price=None if n % 9 == 0 else float(generator.randint(1, 6) * 5000),  # ties and missing
+            year=generator.randint(2015, 2018),
+            mileage=generator.randint(0, 3) * 10_000,
+        )
+        for n in range(250)
+    ]
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert(documents)
+    await index.flush()
+
+    def order_key(document: VehicleDocument) -> tuple[int, float, int]:
+        value = getattr(document, field)
+        if value is None:
+            return (1, 0.0, id_rank(document.id))
+        return (0, value if order == "asc" else -value, id_rank(document.id))
+
+    expected = [d.id for d in sorted(documents, key=order_key)]
+    query = SearchQuery(sort=[(field, order)], limit=23)
+    assert await page_through(index, query, cursor=False) == expected
+    assert await page_through(index, query, cursor=True) == expected
+    await index.close()
+
+
+async def test_ending_soonest_orders_by_auction_end(index_dir: Path) -> None:
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert(
+        [
+            make_vehicle(1, auction_ends_at="2026-11-24T18:00:00Z"),
+            make_vehicle(2, auction_ends_at="2026-11-24T12:30:00+00:00"),
+            make_vehicle(3),  # no auction: last
+            make_vehicle(4, auction_ends_at="2026-11-25T09:00:00Z"),
+        ]
+    )
+    await index.flush()
+    result = await index.search(SearchQuery(sort=[("auction_ends_at", "asc")]))
+    assert [hit.id for hit in result.hits] == ["2", "1", "4", "3"]
+    await index.close()
+
+
+async def test_search_after_the_last_page_is_empty_and_total_stays(index_dir: Path) -> None:
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert([make_vehicle(n, asking_price=1000.0 * n) for n in range(1, 6)])
+    await index.flush()
+    result = await index.search(
+        SearchQuery(sort=[("asking_price", "asc")], search_after=[5000.0, "5"], limit=10)
+    )
+    assert result.total == 5
+    assert result.hits == []
+    with pytest.raises(ValueError, match="search_after"):
+        await index.search(SearchQuery(search_after=[1.0, "1"]))
+    await index.close()
