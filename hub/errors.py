@@ -26,6 +26,16 @@ class NotFound(AppError):
     code = "not_found"
 
 
+class InvalidParameter(AppError):
+    """A request parameter that passed type checks but cannot be served; says which and how to fix it."""
+
+    status_code = 422
+    code = "invalid_request"
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}", problems=[{"parameter": parameter, "message": message}])
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "unavailable"

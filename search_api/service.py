@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from connectors.search.port import SearchIndex, SearchIndexUnavailable, SearchQuery, SearchResult
-from hub.errors import NotFound, ServiceUnavailable
+from hub.errors import InvalidParameter, NotFound, ServiceUnavailable
 from schemas.vehicle import VehicleDocument
+from search_api.query import SearchParams, build_query, response_body, suggestion_texts
 
 
 class VehicleSearchService:
@@ -46,3 +48,24 @@ class VehicleSearchService:
             return await self.index.search(query)
         except SearchIndexUnavailable as exc:
             raise self._unavailable(exc) from exc
+        except ValueError as exc:  # the query is valid but this index cannot answer it (e.g. too wide a radius)
+            raise InvalidParameter("query", str(exc)) from exc
+
+    async def search_vehicles(self, params: SearchParams) -> dict[str, Any]:
+        """The faceted search of a buyer: `{data, facets, pagination}`."""
+        query = build_query(params)
+        return response_body(params, query, await self.search(query))
+
+    async def suggest(self, text: str, limit: int) -> list[dict[str, Any]]:
+        """Makes and make+model pairs for what a buyer has typed so far, most listed first."""
+        result = await self.search(SearchQuery(text=text, prefix=True, facets=["make", "model"], limit=0))
+        top_models = sorted(result.facets.get("model", {}).items(), key=lambda item: -item[1])[:limit]
+        pairs: list[tuple[str, str, int]] = []
+        for model, count in top_models:
+            makes = await self.search(
+                SearchQuery(text=text, prefix=True, filters={"model": [model]}, facets=["make"], limit=0)
+            )
+            for make, make_count in makes.facets.get("make", {}).items():
+                pairs.append((make, model, make_count if len(makes.facets["make"]) > 1 else count))
+        pairs.sort(key=lambda pair: -pair[2])
+        return suggestion_texts(text, result.facets.get("make", {}), pairs)[:limit]
