@@ -1,9 +1,11 @@
 """The production search engine: Elasticsearch 8/9 over its REST API (httpx), behind a versioned alias.
 
 Writers index through the alias `<index_name>` (e.g. `vehicles`) into a concrete `<index_name>_v<N>`,
-created with its alias at `start()` when missing, so a mapping change can build `_v<N+1>` and swap the
-alias. Whole-document writes use external versioning from `VehicleDocument.version`: Elasticsearch
-refuses a version that is not newer (409), which counts as success since a newer document is stored.
+created with its alias at `start()` when missing. A mapping change bumps `SCHEMA_VERSION`: the next writer's
+`start()` then builds `_v<N+1>` from the older index with `_reindex` (versions kept) and moves the alias onto
+it in one step; readers see the old index until then. Whole-document writes use external versioning from
+`VehicleDocument.version`: Elasticsearch refuses a version that is not newer (409), which counts as success
+since a newer document is stored.
 Request bodies are built by `connectors.search.elasticsearch_bodies`.
 """
 
@@ -21,6 +23,7 @@ import orjson
 from connectors.search.elasticsearch_bodies import (
     DEFAULT_BULK_MAX_BYTES,
     DEFAULT_REFRESH_INTERVAL,
+    SCHEMA_VERSION,
     BulkAction,
     bulk_body,
     bulk_chunks,
@@ -29,7 +32,10 @@ from connectors.search.elasticsearch_bodies import (
     index_action,
     index_definition,
     parse_search_response,
+    reindex_body,
+    schema_version_of,
     search_body,
+    swap_alias_body,
     tombstone_body,
 )
 from connectors.search.fields import apply_partial, validate_query
@@ -102,6 +108,7 @@ class ElasticsearchIndex(SearchIndex):
     async def _create_alias(self) -> None:
         existing = await self._request("GET", f"/_alias/{self.alias}", accept=(200, 404))
         if existing.status_code == 200:
+            await self._migrate(sorted(existing.json()))
             return
         created = await self._request(
             "PUT",
@@ -117,6 +124,38 @@ class ElasticsearchIndex(SearchIndex):
         # The index survived a start that stopped before its alias was added.
         actions = {"actions": [{"add": {"index": self.concrete_index, "alias": self.alias, "is_write_index": True}}]}
         await self._request("POST", "/_aliases", json=actions)
+
+    async def _migrate(self, current: list[str]) -> None:
+        """Move the alias from indices of older schema versions onto a copy in this version's mapping."""
+        if self.concrete_index in current:
+            return
+        versions = [schema_version_of(self.alias, name) for name in current]
+        if not current or any(version is None or version > SCHEMA_VERSION for version in versions):
+            # A newer deployment (or someone by hand) owns the alias: never move it backwards.
+            logger.warning(
+                "alias %s points at %s, not %s; leaving it alone", self.alias, ", ".join(current), self.concrete_index
+            )
+            return
+        definition = index_definition(self.alias, refresh_interval=self._refresh_interval)
+        del definition["aliases"]
+        created = await self._request("PUT", f"/{self.concrete_index}", json=definition, accept=(200, 400))
+        if created.status_code == 400 and _error_type(created) != "resource_already_exists_exception":
+            raise SearchIndexUnavailable(f"cannot create index {self.concrete_index}: {created.text}")
+        logger.info(
+            "rebuilding %s from %s (schema version %d)", self.concrete_index, ", ".join(current), SCHEMA_VERSION
+        )
+        copied = await self._request(
+            "POST",
+            "/_reindex",
+            json=reindex_body(current, self.concrete_index),
+            params={"refresh": "true", "wait_for_completion": "true"},
+            unbounded=True,
+        )
+        failures = copied.json().get("failures") or []
+        if failures:
+            raise SearchIndexUnavailable(f"reindex into {self.concrete_index} failed: {str(failures[:3])[:500]}")
+        await self._request("POST", "/_aliases", json=swap_alias_body(self.alias, current, self.concrete_index))
+        logger.info("alias %s moved to %s; %s kept for rollback", self.alias, self.concrete_index, ", ".join(current))
 
     # -- transport ------------------------------------------------------------------------------------
 
@@ -253,7 +292,7 @@ class ElasticsearchIndex(SearchIndex):
     async def search(self, query: SearchQuery) -> SearchResult:
         validate_query(query)
         response = await self._request("POST", f"/{self.alias}/_search", json=search_body(query))
-        return parse_search_response(response.json(), query.facets)
+        return parse_search_response(response.json(), query)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 

@@ -20,6 +20,16 @@ ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL")
 
 VehicleFactory = Callable[..., VehicleDocument]
 
+TANTIVY_PENDING = "tantivy_pending"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{TANTIVY_PENDING}(reason): a contract case the tantivy adapter does not meet yet; expected to fail "
+        "there (strictly: remove the mark once it passes)",
+    )
+
 
 def make_vehicle(vehicle_id: str | int, **fields: Any) -> VehicleDocument:
     values: dict[str, Any] = {
@@ -94,6 +104,10 @@ class Backend:
     ]
 )
 async def backend(request: pytest.FixtureRequest, index_dir: Path) -> AsyncIterator[Backend]:
+    pending = request.node.get_closest_marker(TANTIVY_PENDING)
+    if pending is not None and request.param == "tantivy":
+        reason = pending.args[0] if pending.args else "not implemented in tantivy yet"
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
     opened = Backend(request.param, index_dir)
     yield opened
     await opened.cleanup()

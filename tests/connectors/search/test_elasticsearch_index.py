@@ -18,10 +18,13 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from connectors.search.elasticsearch_bodies import index_definition
+from connectors.search.elasticsearch_bodies import SCHEMA_VERSION, concrete_index_name, index_definition, search_body
 from connectors.search.elasticsearch_index import BulkItemsFailed, ElasticsearchIndex
-from connectors.search.port import SearchIndexUnavailable, SearchQuery
+from connectors.search.port import GeoFilter, RangeBucket, SearchIndexUnavailable, SearchQuery
+from schemas.geo import haversine_km
 from tests.connectors.search.conftest import VehicleFactory
+
+CURRENT = concrete_index_name("vehicles")
 
 
 @dataclass
@@ -96,7 +99,7 @@ async def new_es_index(fake_es: FakeElasticsearch) -> AsyncIterator[Elasticsearc
 @pytest.fixture
 async def es_index(fake_es: FakeElasticsearch, new_es_index: ElasticsearchIndex) -> ElasticsearchIndex:
     """A started writer: its alias exists, and the requests of `start()` are forgotten."""
-    fake_es.respond = lambda request: (200, {"vehicles_v1": {"aliases": {"vehicles": {}}}})
+    fake_es.respond = lambda request: (200, {CURRENT: {"aliases": {"vehicles": {}}}})
     await new_es_index.start()
     fake_es.requests.clear()
     return new_es_index
@@ -117,16 +120,79 @@ async def test_start_creates_the_versioned_index_behind_the_alias(
 
     await new_es_index.start()
 
-    assert fake_es.paths() == ["GET /_alias/vehicles", "PUT /vehicles_v1"]
+    assert fake_es.paths() == ["GET /_alias/vehicles", f"PUT /{CURRENT}"]
     assert fake_es.requests[1].json() == index_definition("vehicles")
 
 
-async def test_start_leaves_an_existing_alias_alone(
-    fake_es: FakeElasticsearch, new_es_index: ElasticsearchIndex
+@pytest.mark.parametrize("current", [CURRENT, f"vehicles_v{SCHEMA_VERSION + 1}", "vehicles_by_hand"])
+async def test_start_leaves_a_current_newer_or_foreign_alias_alone(
+    fake_es: FakeElasticsearch, new_es_index: ElasticsearchIndex, current: str
 ) -> None:
-    fake_es.respond = lambda request: (200, {"vehicles_v3": {"aliases": {"vehicles": {}}}})
+    fake_es.respond = lambda request: (200, {current: {"aliases": {"vehicles": {}}}})
     await new_es_index.start()
     assert fake_es.paths() == ["GET /_alias/vehicles"]
+
+
+def migration_responder(*, created: tuple[int, Any], copied: dict[str, Any]) -> Responder:
+    def respond(request: Recorded) -> tuple[int, Any]:
+        if request.method == "GET":
+            return 200, {"vehicles_v1": {"aliases": {"vehicles": {"is_write_index": True}}}}
+        if request.method == "PUT":
+            return created
+        if request.path == "/_reindex":
+            return 200, copied
+        return 200, {"acknowledged": True}
+
+    return respond
+
+
+async def test_start_rebuilds_an_older_schema_version_and_moves_the_alias(
+    fake_es: FakeElasticsearch, new_es_index: ElasticsearchIndex
+) -> None:
+    fake_es.respond = migration_responder(created=(200, {"acknowledged": True}), copied={"total": 3, "failures": []})
+
+    await new_es_index.start()
+
+    assert fake_es.paths() == ["GET /_alias/vehicles", f"PUT /{CURRENT}", "POST /_reindex", "POST /_aliases"]
+    definition = index_definition("vehicles")
+    del definition["aliases"]
+    put, reindex, aliases = fake_es.requests[1:]
+    assert put.json() == definition
+    assert reindex.params == {"refresh": ["true"], "wait_for_completion": ["true"]}
+    assert reindex.json() == {
+        "conflicts": "proceed",
+        "source": {"index": "vehicles_v1"},
+        "dest": {"index": CURRENT, "version_type": "external"},
+    }
+    assert aliases.json() == {
+        "actions": [
+            {"remove": {"index": "vehicles_v1", "alias": "vehicles"}},
+            {"add": {"index": CURRENT, "alias": "vehicles", "is_write_index": True}},
+        ]
+    }
+
+
+async def test_a_migration_resumes_into_the_index_a_stopped_start_created(
+    fake_es: FakeElasticsearch, new_es_index: ElasticsearchIndex
+) -> None:
+    exists = (400, {"error": {"type": "resource_already_exists_exception"}, "status": 400})
+    fake_es.respond = migration_responder(created=exists, copied={"total": 3, "version_conflicts": 2})
+
+    await new_es_index.start()
+
+    assert fake_es.paths()[-2:] == ["POST /_reindex", "POST /_aliases"]
+
+
+async def test_a_failed_reindex_keeps_the_alias_on_the_old_index(
+    fake_es: FakeElasticsearch, new_es_index: ElasticsearchIndex
+) -> None:
+    failure = {"index": CURRENT, "id": "9", "cause": {"type": "mapper_parsing_exception"}}
+    fake_es.respond = migration_responder(created=(200, {}), copied={"failures": [failure]})
+
+    with pytest.raises(SearchIndexUnavailable, match="mapper_parsing_exception"):
+        await new_es_index.start()
+
+    assert "POST /_aliases" not in fake_es.paths()
 
 
 async def test_start_adds_the_alias_to_an_index_left_without_it(
@@ -144,7 +210,7 @@ async def test_start_adds_the_alias_to_an_index_left_without_it(
 
     assert fake_es.paths()[-1] == "POST /_aliases"
     assert fake_es.requests[-1].json() == {
-        "actions": [{"add": {"index": "vehicles_v1", "alias": "vehicles", "is_write_index": True}}]
+        "actions": [{"add": {"index": CURRENT, "alias": "vehicles", "is_write_index": True}}]
     }
 
 
@@ -160,7 +226,7 @@ async def test_the_first_write_starts_a_writer_once(
 ) -> None:
     def respond(request: Recorded) -> tuple[int, Any]:
         if request.method == "GET":
-            return 200, {"vehicles_v1": {"aliases": {"vehicles": {}}}}
+            return 200, {CURRENT: {"aliases": {"vehicles": {}}}}
         return 200, bulk_response(201)
 
     fake_es.respond = respond
@@ -285,14 +351,14 @@ async def test_search_posts_the_body_and_parses_hits_and_facets(
         200,
         {
             "hits": {"total": {"value": 1}, "hits": [{"_source": vehicle(1).model_dump(mode="json")}]},
-            "aggregations": {"make": {"buckets": [{"key": "Toyota", "doc_count": 1}]}},
+            "aggregations": {"terms:make": {"buckets": [{"key": "Toyota", "doc_count": 1}]}},
         },
     )
 
     result = await es_index.search(SearchQuery(text="toyota", facets=["make"]))
 
     assert fake_es.paths() == ["POST /vehicles/_search"]
-    assert fake_es.requests[0].json()["aggs"] == {"make": {"terms": {"field": "make", "size": 200}}}
+    assert fake_es.requests[0].json()["aggs"] == {"terms:make": {"terms": {"field": "make", "size": 200}}}
     assert (result.total, result.hits, result.facets) == (1, [vehicle(1)], {"make": {"Toyota": 1}})
 
 
@@ -352,3 +418,115 @@ async def test_an_unreachable_cluster_is_unhealthy() -> None:
     health = await index.health()
     await index.close()
     assert not health.ok
+
+
+async def test_search_parses_disjunctive_facets_range_buckets_sort_values_and_distances(
+    fake_es: FakeElasticsearch, es_index: ElasticsearchIndex, vehicle: VehicleFactory
+) -> None:
+    near, far, nowhere = vehicle(3, lat=30.3, lon=-97.7), vehicle(1, lat=32.78, lon=-96.8), vehicle(2, lat=None)
+    canned = {
+        "took": 3,
+        "timed_out": False,
+        "hits": {
+            "total": {"value": 3, "relation": "eq"},
+            "max_score": None,
+            "hits": [
+                {
+                    "_index": CURRENT,
+                    "_id": "3",
+                    "_score": None,
+                    "_source": near.model_dump(mode="json"),
+                    "sort": [4.93, "3"],
+                },
+                {
+                    "_index": CURRENT,
+                    "_id": "1",
+                    "_score": None,
+                    "_source": far.model_dump(mode="json"),
+                    "sort": [292.9, "1"],
+                },
+                {
+                    "_index": CURRENT,
+                    "_id": "2",
+                    "_score": None,
+                    "_source": nowhere.model_dump(mode="json"),
+                    "sort": ["Infinity", "2"],
+                },
+            ],
+        },
+        "aggregations": {
+            "terms:make": {
+                "doc_count": 3,
+                "values": {
+                    "doc_count_error_upper_bound": 0,
+                    "sum_other_doc_count": 0,
+                    "buckets": [{"key": "Toyota", "doc_count": 3}, {"key": "Honda", "doc_count": 2}],
+                },
+            },
+            "terms:state": {"buckets": [{"key": "TX", "doc_count": 3}]},
+            "ranges:asking_price": {
+                "doc_count": 4,
+                "values": {
+                    "buckets": [
+                        {"key": "0", "to": 10000.0, "doc_count": 0},
+                        {"key": "1", "from": 10000.0, "to": 20000.0, "doc_count": 3},
+                        {"key": "2", "from": 20000.0, "doc_count": 1},
+                    ]
+                },
+            },
+        },
+    }
+    fake_es.respond = lambda request: (200, canned)
+    query = SearchQuery(
+        filters={"make": ["Toyota"]},
+        ranges={"asking_price": (None, 25_000)},
+        geo=GeoFilter(30.27, -97.74, radius_km=500),
+        facets=["make", "state"],
+        range_facets={"asking_price": [10_000, 20_000]},
+        sort=[("_distance", "asc")],
+        search_after=[1.5, "7"],
+        limit=3,
+    )
+
+    result = await es_index.search(query)
+
+    assert fake_es.requests[0].json() == search_body(query)
+    assert result.total == 3
+    assert [hit.id for hit in result.hits] == ["3", "1", "2"]
+    assert result.facets == {"make": {"Toyota": 3, "Honda": 2}, "state": {"TX": 3}}
+    assert result.range_facets == {
+        "asking_price": [RangeBucket(None, 10_000, 0), RangeBucket(10_000, 20_000, 3), RangeBucket(20_000, None, 1)]
+    }
+    assert result.sort_values == [[4.93, "3"], [292.9, "1"], ["Infinity", "2"]]
+    assert result.distances_km == [
+        pytest.approx(haversine_km(30.27, -97.74, 30.3, -97.7)),
+        pytest.approx(haversine_km(30.27, -97.74, 32.78, -96.8)),
+        None,
+    ]
+
+
+async def test_a_facet_only_search_returns_counts_without_hits(
+    fake_es: FakeElasticsearch, es_index: ElasticsearchIndex
+) -> None:
+    canned = {
+        "hits": {"total": {"value": 41, "relation": "eq"}, "max_score": None, "hits": []},
+        "aggregations": {"terms:year": {"buckets": [{"key": 2020, "doc_count": 41}]}},
+    }
+    fake_es.respond = lambda request: (200, canned)
+
+    result = await es_index.search(SearchQuery(facets=["year"], limit=0))
+
+    assert fake_es.requests[0].json()["size"] == 0
+    assert (result.total, result.hits, result.facets, result.sort_values) == (41, [], {"year": {"2020": 41}}, [])
+
+
+async def test_an_infinite_sort_value_goes_back_as_a_string(
+    fake_es: FakeElasticsearch, es_index: ElasticsearchIndex
+) -> None:
+    fake_es.respond = lambda request: (200, {"hits": {"total": {"value": 0}, "hits": []}})
+
+    await es_index.search(
+        SearchQuery(geo=GeoFilter(0, 0), sort=[("_distance", "asc")], search_after=[float("inf"), "9"])
+    )
+
+    assert fake_es.requests[0].json()["search_after"] == ["Infinity", "9"]
