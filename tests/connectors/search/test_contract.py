@@ -322,7 +322,9 @@ async def test_compact_forms_find_hyphenated_models(showroom: SearchIndex) -> No
 async def test_exact_matches_rank_above_typo_matches(showroom: SearchIndex) -> None:
     result = await showroom.search(SearchQuery(text="camry"))
 
-    assert [hit.id for hit in result.hits] == ["1", "7", "5"]  # Suzuki Carry: one typo away
+    ids = [hit.id for hit in result.hits]
+    # Exact scores may differ a little between engines (BM25 or constant); the Suzuki Carry, a typo away, is last.
+    assert (set(ids[:2]), ids[2:]) == ({"1", "7"}, ["5"])
     assert result.total == 3
 
 
