@@ -164,11 +164,17 @@ def _validate_sort(query: SearchQuery) -> None:
             raise ValueError("sorting by distance needs a location (geo)")
         if query.sort[0] != (DISTANCE, "asc") or len(names) > 1:
             raise ValueError(f"{DISTANCE!r} sorts ascending (nearest first)")
+    _validate_search_after(query, names)
+
+
+def _validate_search_after(query: SearchQuery, names: list[str]) -> None:
     if query.search_after is not None:
         if not query.sort or names[0] == RELEVANCE:
             raise ValueError("search_after needs a sort on fields or distance, not relevance")
         if len(query.search_after) != len(query.sort) + 1:
             raise ValueError("search_after must hold one value per sort field plus the id")
+        if query.offset:
+            raise ValueError("search_after pages start right after the cursor; offset must be 0")
 
 
 def apply_partial(document: VehicleDocument, fields: Mapping[str, Any], version: int) -> VehicleDocument:

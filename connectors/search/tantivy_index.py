@@ -573,21 +573,21 @@ class TantivyIndex(SearchIndex):
         return clauses
 
     def _text_query(self, token: str, as_prefix: bool) -> tantivy.Query:
-        """One query word in any text field; typos and prefixes count in make/model/trim, below exact matches."""
+        """One query word in any text field, scored by the best field that has it (the same fixed weights as
+        the Elasticsearch adapter); typos and prefixes count in make/model/trim, below exact matches."""
         alternatives = []
         for source, boost in TEXT_FIELD_BOOSTS.items():
             field_name = TEXT_FIELDS[source]
-            alternatives.append(
-                tantivy.Query.boost_query(tantivy.Query.term_query(self._schema, field_name, token), boost)
-            )
+            exact = tantivy.Query.term_query(self._schema, field_name, token)
+            alternatives.append(tantivy.Query.const_score_query(exact, boost))
             if source not in FUZZY_TEXT_SOURCES:
                 continue
             if len(token) >= FUZZY_MIN_LENGTH:
                 fuzzy = tantivy.Query.fuzzy_term_query(self._schema, field_name, token, 1, True, False)
-                alternatives.append(tantivy.Query.boost_query(fuzzy, boost * INEXACT_WEIGHT))
+                alternatives.append(tantivy.Query.const_score_query(fuzzy, boost * INEXACT_WEIGHT))
             if as_prefix:
                 prefix = tantivy.Query.fuzzy_term_query(self._schema, field_name, token, 0, True, True)
-                alternatives.append(tantivy.Query.boost_query(prefix, boost * INEXACT_WEIGHT))
+                alternatives.append(tantivy.Query.const_score_query(prefix, boost * INEXACT_WEIGHT))
         return tantivy.Query.disjunction_max_query(alternatives)
 
     def _points_within(

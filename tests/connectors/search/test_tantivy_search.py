@@ -142,7 +142,8 @@ def test_facet_counts_are_disjunctive_and_equal_brute_force(
         result = await index.search(query)
         again = await index.search(query)  # served from the aggregation cache: the same answer
         await index.close()
-        assert again.facets == result.facets and again.range_facets == result.range_facets
+        assert again.facets == result.facets
+        assert again.range_facets == result.range_facets
         return result
 
     result = asyncio.run(run())
@@ -308,9 +309,7 @@ async def test_search_after_the_last_page_is_empty_and_total_stays(index_dir: Pa
     index = TantivyIndex(index_dir, writer=True)
     await index.upsert([make_vehicle(n, asking_price=1000.0 * n) for n in range(1, 6)])
     await index.flush()
-    result = await index.search(
-        SearchQuery(sort=[("asking_price", "asc")], search_after=[5000.0, "5"], limit=10)
-    )
+    result = await index.search(SearchQuery(sort=[("asking_price", "asc")], search_after=[5000.0, "5"], limit=10))
     assert result.total == 5
     assert result.hits == []
     with pytest.raises(ValueError, match="search_after"):
