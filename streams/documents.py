@@ -62,7 +62,7 @@ def apply_vehicle_upsert(
     """`known_dealer`: a profile of the row's dealer seen earlier, to fill a new dealer block at once."""
     document = current or VehicleDocument(id=change.vehicle_id)
     if not document.is_newer(VEHICLES_SOURCE, change.position):
-        return Outcome(None)
+        return Outcome(None, _replayed_link(document, change.vehicle_id, change.position))
     fields = _vehicle_fields(change.row)
     deleted_at = change.row.get("deleted_at")
     soft_deleted = deleted_at not in (None, UNAVAILABLE_VALUE)
@@ -96,10 +96,26 @@ def apply_vehicle_upsert(
     return Outcome(updated, links)
 
 
+def _replayed_link(document: VehicleDocument, vehicle_id: str, position: int) -> list[DealerLink]:
+    """The link of the change that wrote `document`, sent again when that very change is replayed.
+
+    The index write of a change is durable before its dealer link reaches Kafka; a worker killed in
+    between leaves the link unsent, and the replay finds the document already at this position. Sending the
+    link again is harmless (the directory ignores links it already has) and lets the dealer block arrive.
+    """
+    if document.positions.get(VEHICLES_SOURCE) != position or document.dealer_id is None:
+        return []
+    if document.deleted:
+        return [DealerLink(document.dealer_id, vehicle_id, linked=False)]
+    return [
+        DealerLink(document.dealer_id, vehicle_id, linked=True, known_position=document.positions.get(DEALERS_SOURCE))
+    ]
+
+
 def apply_vehicle_removal(current: VehicleDocument | None, removal: VehicleRemoval) -> Outcome:
     document = current or VehicleDocument(id=removal.vehicle_id)
     if not document.is_newer(VEHICLES_SOURCE, removal.position):
-        return Outcome(None)
+        return Outcome(None, _replayed_link(document, removal.vehicle_id, removal.position))
     links = []
     if document.dealer_id is not None and not document.deleted:
         links.append(DealerLink(document.dealer_id, removal.vehicle_id, linked=False))

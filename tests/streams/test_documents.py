@@ -43,6 +43,21 @@ def test_older_or_replayed_change_is_ignored() -> None:
     assert apply_vehicle_upsert(document, VehicleUpsert("7", row(mileage=2), 200)).document is None
 
 
+def test_replay_of_the_change_that_wrote_the_document_sends_its_link_again() -> None:
+    """A worker killed after the index write but before its dealer link reached Kafka must not strand the
+    vehicle without a dealer: the replay re-sends the link (older changes stay silent)."""
+    document = apply_vehicle_upsert(None, VehicleUpsert("7", row(), 200)).document
+    assert document is not None
+    replay = apply_vehicle_upsert(document, VehicleUpsert("7", row(), 200))
+    assert replay.document is None
+    assert replay.links == [DealerLink(3, "7", linked=True, known_position=None)]
+    assert apply_vehicle_upsert(document, VehicleUpsert("7", row(), 150)).links == []
+
+    tombstone = apply_vehicle_removal(document, VehicleRemoval("7", 300)).document
+    assert tombstone is not None
+    assert apply_vehicle_removal(tombstone, VehicleRemoval("7", 300)).links == [DealerLink(3, "7", linked=False)]
+
+
 def test_unchanged_toast_value_keeps_stored_value() -> None:
     document = apply_vehicle_upsert(None, VehicleUpsert("7", row(description="long text"), 1)).document
     updated = apply_vehicle_upsert(document, VehicleUpsert("7", row(description=UNAVAILABLE_VALUE, mileage=9), 2))
