@@ -116,7 +116,8 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
     api = f"http://{settings.api_host}:{settings.api_port}"
     print(
         "\nauction-hub is starting:\n"
-        f"  search API        {api}/api/v1/vehicles/1\n"
+        f"  faceted search    {api}/api/v1/vehicles?q=camry&sort=price\n"
+        f"  vehicle detail    {api}/api/v1/vehicles/1\n"
         f"  API docs          {api}/docs\n"
         f"  health            {api}/health\n"
         f"  worker metrics    http://127.0.0.1:{settings.metrics_port}/metrics\n"
