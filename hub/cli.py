@@ -94,6 +94,29 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from hub.reindex import ReindexError, ReindexSettings, run_reindex
+
+    settings = load_settings(ReindexSettings)
+    if settings.index_backend != "tantivy":
+        log.error(
+            "auction-hub reindex is not supported yet for Elasticsearch (alias swap planned); "
+            "AUCTION_HUB_INDEX_BACKEND=%s",
+            settings.index_backend,
+        )
+        return 2
+    try:
+        summary = run_reindex(settings, ack_timeout_s=args.ack_timeout)
+    except ReindexError as exc:
+        log.error("reindex failed: %s", exc)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log.error("reindex interrupted; the new version was discarded")
+        return 130
+    print(summary.describe())  # noqa: T201 - the command's result
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from hub.up import run_up
 
@@ -127,6 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_snapshot
     )
     commands.add_parser("worker", help="run the Faust stream worker (vehicle indexer)").set_defaults(handler=cmd_worker)
+
+    reindex = commands.add_parser(
+        "reindex", help="rebuild the search index from PostgreSQL while streaming goes on, then swap it in"
+    )
+    reindex.add_argument(
+        "--ack-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the worker to answer; without an answer and with its lock free, build alone",
+    )
+    reindex.set_defaults(handler=cmd_reindex)
 
     api = commands.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default=None)

@@ -15,6 +15,7 @@ and refreshes travel grouped, one record per partition and batch, each in the pa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections import defaultdict
@@ -48,6 +49,7 @@ from streams.dealers import DealerDirectory
 from streams.indexer import VehicleIndexer
 from streams.kafka_transport import broker_url
 from streams.metrics import WorkerMetrics
+from streams.reindex import CHECK_INTERVAL_S, ReindexCoordinator
 from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,9 @@ class IndexerApp:
         self.index = index
         self.metrics = metrics or WorkerMetrics()
         self.indexer = VehicleIndexer(index)
+        # Online reindex (tantivy): steps run between batches, never during one.
+        self.reindex = ReindexCoordinator.for_index(index, self.indexer)
+        self._batch_lock = asyncio.Lock()
         self.app = _IndexOwningApp(
             settings.app_id,
             broker=broker_url(settings.require_bootstrap(), settings.fetch_max_wait_ms),
@@ -124,6 +129,8 @@ class IndexerApp:
         )
         self.app.agent(self.vehicle_topics, name="index_vehicles")(self.index_vehicles)
         self.app.agent(self.dealer_topics, name="track_dealers")(self.track_dealers)
+        if self.reindex is not None:
+            self.app.timer(interval=CHECK_INTERVAL_S, name="reindex_check")(self._reindex_step)
         metrics_text = self.metrics.render
 
         # Faust turns a page function into a view method, so it must be a plain function, not a bound one.
@@ -147,7 +154,10 @@ class IndexerApp:
                     decoded += [(event, op) for op in self._decode_vehicle_event(event)]
                 except InvalidChangeEvent as exc:
                     await self._dead_letter(event, exc)
-            await self._index(decoded)
+            async with self._batch_lock:
+                if self.reindex is not None:
+                    await self.reindex.step()
+                await self._index(decoded)
             self.metrics.count("events_consumed", len(events))
             self.metrics.count("vehicle_batches")
 
@@ -170,6 +180,12 @@ class IndexerApp:
                 self.refresh_topic, refreshes, lambda r: self._vehicle_key(r.vehicle_id), encode_dealer_refreshes
             )
             self.metrics.count("dealer_refreshes_sent", len(refreshes))
+
+    async def _reindex_step(self) -> None:
+        """Timer: lets a reindex progress while no batch arrives."""
+        if self.reindex is not None:
+            async with self._batch_lock:
+                await self.reindex.step()
 
     # -- steps --------------------------------------------------------------------------------------
 

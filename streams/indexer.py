@@ -50,6 +50,9 @@ class VehicleIndexer:
         self.known_dealers: dict[int, DealerRefresh] = {}
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
+        # While an online reindex builds a new index version, every applied operation is kept here so it
+        # can be replayed into that version (streams/reindex.py); None otherwise.
+        self.journal: list[VehicleOp] | None = None
 
     async def apply(self, ops: Sequence[VehicleOp]) -> BatchResult:
         result = BatchResult()
@@ -65,6 +68,8 @@ class VehicleIndexer:
                 segment.append(op)
         await self._apply_segment(segment, result)
         await self._retrying(self.index.flush)
+        if self.journal is not None:
+            self.journal.extend(ops)
         return result
 
     async def _apply_segment(
