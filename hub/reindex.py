@@ -266,8 +266,12 @@ class Reindex:
     async def _write_documents(
         self, reader: SnapshotReader, tables: dict[str, TableEvents], lsn: int, index: TantivyIndex
     ) -> int:
-        """The worker's own path: snapshot records (op `r` at S) decoded and applied by the document rules."""
-        at = Position(lsn, None, time.time_ns() // 1000, await reader.xmin(), "true")
+        """The worker's own path: snapshot records (op `r`) decoded and applied by the document rules.
+
+        The records say S - 1, not S: the first change after the snapshot can sit exactly at S (measured: a
+        concurrent UPDATE streamed with lsn == S), and a document at S would take it for already applied.
+        """
+        at = Position(lsn - 1, None, time.time_ns() // 1000, await reader.xmin(), "true")
         try:
             dealers: dict[int, DealerRefresh] = {}
             dealer_table = tables["dealers"]
