@@ -30,6 +30,7 @@ from faust.types import EventT, StreamT
 from connectors.search.port import SearchIndex
 from hub.topics import partition_for_key
 from schemas.debezium import InvalidChangeEvent, encode_key, key_schema
+from streams.batching import take_event_batches
 from streams.changes import (
     DealerChange,
     DealerLink,
@@ -146,8 +147,7 @@ class IndexerApp:
     async def index_vehicles(self, stream: StreamT[bytes]) -> None:
         """Batches of vehicle changes and dealer refreshes -> one index write + commit per batch."""
         window = self.settings.batch_window_ms / 1000
-        # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
-        async for events in stream.take_events(self.settings.batch_max, within=window):  # type: ignore[attr-defined]
+        async for events in take_event_batches(stream, self.settings.batch_max, window):
             decoded: list[tuple[EventT, VehicleOp]] = []
             for event in events:
                 try:
@@ -165,7 +165,7 @@ class IndexerApp:
         """Dealer changes and vehicle links in batches; each record is applied as Faust's current event,
         so the table writes it causes go to the changelog partition of that record."""
         window = self.settings.batch_window_ms / 1000
-        async for events in stream.take_events(self.settings.batch_max, within=window):  # type: ignore[attr-defined]
+        async for events in take_event_batches(stream, self.settings.batch_max, window):
             refreshes: list[DealerRefresh] = []
             for event in events:
                 try:

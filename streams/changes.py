@@ -105,6 +105,10 @@ def _decode(key: bytes | None, value: bytes | None) -> tuple[Op, Any, dict[str, 
     if event is None or event.op is Op.MESSAGE:
         return None
     position = event.source.position
+    if event.op is Op.READ:
+        # A snapshot row carries the snapshot's position S, and the first change streamed after the snapshot
+        # can sit exactly at S: the row must count as older than it (Debezium's snapshots do the same).
+        position -= 1
     if event.op is Op.TRUNCATE:
         return Op.TRUNCATE, None, None, position
     row_id = _primary_key(key, event)

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from schemas.debezium import Op, is_transaction_boundary, parse_change_value, parse_key
-from streams.changes import DealerChange, DealersTruncated, decode_dealer_change, decode_vehicle_change
+from streams.changes import DealerChange, DealersTruncated, VehicleUpsert, decode_dealer_change, decode_vehicle_change
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "debezium"
 VALUE_FIXTURES = sorted(
@@ -77,3 +77,15 @@ def test_every_fixture_decodes_as_vehicle_operation(name: str) -> None:
 def test_tombstone_is_ignored() -> None:
     assert parse_change_value(None) is None
     assert decode_vehicle_change(b'{"id": 1}', None) is None
+
+
+def test_a_snapshot_row_counts_as_older_than_a_change_streamed_at_the_snapshot_position() -> None:
+    """The first change after a snapshot can sit exactly at the snapshot's LSN: the row must not hide it."""
+    record = orjson.loads((FIXTURES / "postgres_create_with_schema.json").read_bytes())
+    payload = record["payload"]
+    lsn = int(payload["source"]["lsn"])
+    snapshot_row = decode_vehicle_change(None, orjson.dumps({**record, "payload": {**payload, "op": "r"}}))
+    streamed = decode_vehicle_change(None, orjson.dumps(record))
+    assert isinstance(snapshot_row, VehicleUpsert)
+    assert isinstance(streamed, VehicleUpsert)
+    assert (snapshot_row.position, streamed.position) == (lsn - 1, lsn)

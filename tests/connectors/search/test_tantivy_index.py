@@ -13,6 +13,7 @@ import pytest
 from connectors.search.factory import create_search_index
 from connectors.search.port import SearchIndexUnavailable, SearchQuery
 from connectors.search.tantivy_index import SCHEMA_VERSION, IndexLocked, TantivyIndex
+from connectors.search.tantivy_versions import VersionedTantivyIndex
 from hub.settings import IndexSettings
 from tests.connectors.search.conftest import VehicleFactory
 
@@ -149,7 +150,7 @@ async def test_get_many_of_thousands_of_ids(index_dir: Path, vehicle: VehicleFac
 def test_the_factory_opens_a_versioned_directory(tmp_path: Path) -> None:
     settings = IndexSettings(index_backend="tantivy", index_path=tmp_path, index_name="cars")
     index = create_search_index(settings, writer=False)
-    assert isinstance(index, TantivyIndex)
+    assert isinstance(index, VersionedTantivyIndex)
     assert index.path == tmp_path / f"cars_v{SCHEMA_VERSION}"
 
 

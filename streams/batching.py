@@ -1,0 +1,85 @@
+"""Batches of Faust events, acknowledged only after the caller has handled them.
+
+This is faust-streaming's `Stream.take_events`, plus: each event is captured when its value enters the batch
+(before the batch can make it wait), and a handled batch is reported to the consumer's ledger of processed
+records, from which the worker commits (see `streams.offsets`: faust's own acknowledgements also cover records
+it skipped while recovering its tables).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from faust.types import EventT, StreamT
+
+log = logging.getLogger(__name__)
+
+
+async def take_event_batches(stream: StreamT[Any], max_events: int, within_s: float) -> AsyncIterator[list[EventT]]:
+    """Up to `max_events` events at a time, or what arrived within `within_s`; each batch is acknowledged
+    (its offsets become committable) when the caller asks for the next one."""
+    events: list[EventT] = []
+    full = asyncio.Event()
+    consumed = asyncio.Event()
+    consuming: asyncio.Future[None] | None = None
+    loop = asyncio.get_running_loop()
+
+    async def add_to_batch(value: Any) -> Any:
+        nonlocal consuming
+        event = stream.current_event  # now: the wait below lets the stream move on
+        if event is None:
+            raise RuntimeError("a batched stream yielded a value without its event")
+        if event.value is not value:
+            log.error("stream event and value disagree at offset %s; batching them anyway", event.message.offset)
+        if consuming is not None:
+            try:
+                await consuming
+            finally:
+                consuming = None
+        events.append(event)
+        if len(events) >= max_events:
+            full.set()
+            consumed.clear()
+            await stream.wait(consumed)  # type: ignore[attr-defined]
+        return value
+
+    acks_were_enabled = stream.enable_acks
+    stream.enable_acks = False
+    stream.add_processor(add_to_batch)
+    stream._enable_passive(aiter(stream.channel))  # type: ignore[attr-defined]  # noqa: SLF001
+    try:
+        while not stream.should_stop:
+            await stream.wait_for_stopped(full, timeout=within_s)  # type: ignore[attr-defined]
+            if not events:
+                continue
+            consuming = loop.create_future()
+            batch = list(events)
+            try:
+                yield batch
+            finally:
+                for event in batch:
+                    await stream.ack(event)
+                _mark_processed(stream, batch)
+                del events[: len(batch)]
+                if consuming is not None and not consuming.done():
+                    consuming.set_result(None)
+                full.clear()
+                consumed.set()
+    finally:
+        stream.enable_acks = acks_were_enabled
+        stream._processors.remove(add_to_batch)  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+def _mark_processed(stream: StreamT[Any], batch: list[EventT]) -> None:
+    """Tell the consumer's ledger (`streams.kafka_transport`) which records this batch applied."""
+    mark = getattr(stream.app.consumer, "mark_processed", None)
+    if mark is None:
+        return
+    by_partition: dict[Any, list[int]] = {}
+    for event in batch:
+        by_partition.setdefault(event.message.tp, []).append(event.message.offset)
+    for tp, offsets in by_partition.items():
+        mark(tp, offsets)
