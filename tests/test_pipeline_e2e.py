@@ -149,6 +149,37 @@ def test_insert_update_delete_stream_through(stack: Stack, snapshot_rows: dict[s
         stack.wait_gone(vehicle_id)
 
 
+def test_faceted_search_follows_the_database(stack: Stack, snapshot_rows: dict[str, int]) -> None:
+    """GET /api/v1/vehicles answers from the index the pipeline keeps: text, filters, facets, ranges."""
+
+    def search(**params: Any) -> dict[str, Any]:
+        response = stack.client.get("/api/v1/vehicles", params=params)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def found(**params: Any) -> list[str]:
+        return [vehicle["id"] for vehicle in search(**params)["data"]]
+
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        vehicle_id = insert_vehicle(
+            conn, snapshot_rows["dealer"], make="Rivian", model="R1T", trim="Adventure", state="WA",
+            city="Seattle", zip="98164", lat=47.61, lon=-122.33, fuel="electric", asking_price=61_500,
+        )  # fmt: skip
+        wanted = str(vehicle_id)
+        wait_until(lambda: found(q="rivian r1t", state="WA") == [wanted], timeout=60, what="rivian in search")
+        body = search(q="rivan", fuel="electric")  # one typo
+        assert [vehicle["id"] for vehicle in body["data"]] == [wanted]
+        assert {"value": "WA", "count": 1} in body["facets"]["state"]
+        assert wanted in found(zip="98164", radius_km=10)
+        assert wanted not in found(price_max=60_000, make="Rivian")
+
+        conn.execute("UPDATE vehicles SET asking_price = 58900 WHERE id = %s", (vehicle_id,))
+        wait_until(lambda: wanted in found(price_max=60_000, make="Rivian"), timeout=60, what="price change")
+        conn.execute("UPDATE vehicles SET status = 'sold' WHERE id = %s", (vehicle_id,))
+        wait_until(lambda: found(q="rivian") == [], timeout=60, what="sold vehicle to leave search")
+
+
 def test_primary_key_change_moves_the_document(stack: Stack, snapshot_rows: dict[str, int]) -> None:
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         vehicle_id = insert_vehicle(conn, snapshot_rows["dealer"], model="Corolla")
