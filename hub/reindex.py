@@ -268,10 +268,11 @@ class Reindex:
     ) -> int:
         """The worker's own path: snapshot records (op `r`) decoded and applied by the document rules.
 
-        The records say S - 1, not S: the first change after the snapshot can sit exactly at S (measured: a
-        concurrent UPDATE streamed with lsn == S), and a document at S would take it for already applied.
+        The records carry the snapshot's LSN S like the connector's; decoding places a snapshot row at S - 1,
+        because the first change after the snapshot can sit exactly at S (measured: a concurrent UPDATE
+        streamed with lsn == S), and a document at S would take it for already applied.
         """
-        at = Position(lsn - 1, None, time.time_ns() // 1000, await reader.xmin(), "true")
+        at = Position(lsn, None, time.time_ns() // 1000, await reader.xmin(), "true")
         try:
             dealers: dict[int, DealerRefresh] = {}
             dealer_table = tables["dealers"]
