@@ -7,11 +7,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from connectors.search.factory import open_search_index
 from connectors.search.port import SearchIndex, SearchIndexUnavailable
 from hub.errors import install_error_handlers
+from hub.security import BodySizeLimit, SecurityHeaders
+from marketplace.accounts import Accounts
+from marketplace.api import auth as auth_routes
+from marketplace.api import users as user_routes
+from marketplace.db import create_pool
 from search_api.routes import router as search_router
 from search_api.service import VehicleSearchService
 from search_api.settings import ApiSettings
@@ -27,15 +33,35 @@ def create_app(settings: ApiSettings, index: SearchIndex | None = None) -> FastA
         app.state.search_service = VehicleSearchService(
             search_index, reader_refresh_ms=settings.reader_refresh_ms, retry_after_s=settings.retry_after_s
         )
+        # The write API needs PostgreSQL and a token key; search keeps working without either.
+        pool = None
+        if settings.jwt_secret is not None:
+            pool = create_pool(settings.database_url, max_size=settings.db_pool_size)
+            await pool.open(wait=False)
+            app.state.accounts = Accounts(pool, settings, settings.jwt_secret.get_secret_value())
         try:
             yield
         finally:
+            if pool is not None:
+                await pool.close()
             if index is None:
                 await search_index.close()
 
     app = FastAPI(title="auction-hub", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(search_router)
+    app.include_router(auth_routes.router)
+    app.include_router(user_routes.router)
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+            expose_headers=["ETag"],
+        )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/health", tags=["ops"])
     async def health() -> Any:

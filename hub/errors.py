@@ -1,4 +1,5 @@
-"""One exception root for the HTTP services and one JSON error shape: {"error": {"code", "message", ...}}."""
+"""One exception root for the HTTP services and one JSON error shape:
+`{"status": "error", "error": {"code", "message", ...}}` (422s add `problems: [{parameter, message}]`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,31 @@ class AppError(Exception):
         self.message = message
         self.headers = headers
         self.details = details
+
+
+class Unauthorized(AppError):
+    """No valid credentials: the client should sign in (again)."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"}, **details)
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
 
 
 class NotFound(AppError):
@@ -42,7 +68,7 @@ class ServiceUnavailable(AppError):
 
 
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **details}}
+    return {"status": "error", "error": {"code": code, "message": message, **details}}
 
 
 def install_error_handlers(app: FastAPI) -> None:

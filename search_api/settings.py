@@ -5,9 +5,12 @@ from __future__ import annotations
 from pydantic import Field
 
 from hub.settings import IndexSettings
+from marketplace.settings import MarketplaceSettings
 
 
-class ApiSettings(IndexSettings):
+class ApiSettings(IndexSettings, MarketplaceSettings):
+    """The API process serves search (index) and the marketplace write API (PostgreSQL)."""
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     reader_refresh_ms: int = Field(

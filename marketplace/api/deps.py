@@ -1,0 +1,46 @@
+"""Request dependencies of the marketplace API: the services and the signed-in user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from hub.errors import Forbidden, ServiceUnavailable, Unauthorized
+from marketplace.accounts import Accounts, CurrentUser
+
+# `auto_error=False`: a missing token gets the API's own 401 body, not FastAPI's.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+
+
+def get_accounts(request: Request) -> Accounts:
+    accounts: Accounts | None = getattr(request.app.state, "accounts", None)
+    if accounts is None:
+        raise ServiceUnavailable(
+            "the marketplace API is not configured: set AUCTION_HUB_JWT_SECRET (32+ characters) and restart",
+            headers={"Retry-After": "60"},
+        )
+    return accounts
+
+
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+
+
+def current_user(accounts: AccountsDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> CurrentUser:
+    if not token:
+        raise Unauthorized("sign in first: send `Authorization: Bearer <access token>` from POST /api/v1/auth/login")
+    return accounts.authenticate(token)
+
+
+CurrentUserDep = Annotated[CurrentUser, Depends(current_user)]
+
+
+def require_roles(*roles: str) -> Callable[[CurrentUser], CurrentUser]:
+    def check(user: CurrentUserDep) -> CurrentUser:
+        if user.role not in roles:
+            raise Forbidden(f"this needs the role {' or '.join(roles)}; you are {user.role}")
+        return user
+
+    return check
