@@ -15,7 +15,10 @@ from connectors.search.port import SearchIndex, SearchIndexUnavailable
 from hub.errors import install_error_handlers
 from hub.security import BodySizeLimit, SecurityHeaders
 from marketplace.accounts import Accounts
+from marketplace.api import auctions as auction_routes
 from marketplace.api import auth as auth_routes
+from marketplace.api import cars as car_routes
+from marketplace.api import dealers as dealer_routes
 from marketplace.api import users as user_routes
 from marketplace.db import create_pool
 from search_api.routes import router as search_router
@@ -38,6 +41,8 @@ def create_app(settings: ApiSettings, index: SearchIndex | None = None) -> FastA
         if settings.jwt_secret is not None:
             pool = create_pool(settings.database_url, max_size=settings.db_pool_size)
             await pool.open(wait=False)
+            app.state.pool = pool
+            app.state.marketplace_settings = settings
             app.state.accounts = Accounts(pool, settings, settings.jwt_secret.get_secret_value())
         try:
             yield
@@ -52,6 +57,9 @@ def create_app(settings: ApiSettings, index: SearchIndex | None = None) -> FastA
     app.include_router(search_router)
     app.include_router(auth_routes.router)
     app.include_router(user_routes.router)
+    app.include_router(dealer_routes.router)
+    app.include_router(car_routes.router)
+    app.include_router(auction_routes.router)
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from psycopg_pool import AsyncConnectionPool
 
 from hub.errors import Forbidden, ServiceUnavailable, Unauthorized
 from marketplace.accounts import Accounts, CurrentUser
+from marketplace.db import Connection
 
 # `auto_error=False`: a missing token gets the API's own 401 body, not FastAPI's.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
@@ -26,6 +28,15 @@ def get_accounts(request: Request) -> Accounts:
 
 
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+
+
+def get_pool(request: Request, _: AccountsDep) -> AsyncConnectionPool[Connection]:
+    """The marketplace database pool (present whenever the write API is configured)."""
+    pool: AsyncConnectionPool[Connection] = request.app.state.pool
+    return pool
+
+
+PoolDep = Annotated[AsyncConnectionPool[Connection], Depends(get_pool)]
 
 
 def current_user(accounts: AccountsDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> CurrentUser:
