@@ -30,6 +30,24 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from hub.settings import DatabaseSettings
+    from marketplace.admins import AdminError, create_admin
+
+    settings = load_settings(DatabaseSettings)
+    password = os.environ.get("AUCTION_HUB_ADMIN_PASSWORD") or getpass.getpass(f"password for {args.email}: ")
+    try:
+        user_id, created = create_admin(settings.database_url, args.email, password, args.name)
+    except AdminError as exc:
+        log.error("%s", exc)
+        return 2
+    log.info("%s admin %s (user %d)", "created" if created else "promoted", args.email, user_id)
+    return 0
+
+
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from hub.settings import DatabaseSettings
     from marketplace.demo_data import load_demo_data
@@ -135,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="create the database if needed and apply migrations").set_defaults(
         handler=cmd_migrate
     )
+
+    admin = commands.add_parser("create-admin", help="create an admin account (password: prompt or env)")
+    admin.add_argument("email")
+    admin.add_argument("--name", default="Administrator")
+    admin.set_defaults(handler=cmd_create_admin)
 
     demo = commands.add_parser("demo-data", help="load realistic demo data if the database is empty")
     demo.add_argument("--vehicles", type=int, default=5_000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,18 @@ def _wait_for_postgres(database_url: str, timeout: float = 30.0) -> None:
             time.sleep(0.5)
 
 
+def local_jwt_secret(state_dir: Path) -> str:
+    """The access-token key of this machine's hub: generated once, kept in the state directory (mode 600)."""
+    path = state_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    path.touch(mode=0o600)
+    path.write_text(secret)
+    return secret
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "hub.cli", *args]
 
@@ -112,6 +125,7 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
         "AUCTION_HUB_INDEX_PATH": str(settings.index_path.resolve()),
         "AUCTION_HUB_API_PORT": str(settings.api_port),
         "AUCTION_HUB_METRICS_PORT": str(settings.metrics_port),
+        "AUCTION_HUB_JWT_SECRET": os.environ.get("AUCTION_HUB_JWT_SECRET") or local_jwt_secret(settings.state_dir),
     }
     api = f"http://{settings.api_host}:{settings.api_port}"
     print(
