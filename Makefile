@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/freshness.py
 	$(BIN)/python bench/snapshot.py
+	$(BIN)/python bench/search.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
