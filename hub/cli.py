@@ -96,19 +96,11 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from hub.api import create_app
+    from hub.serve import serve_api
     from search_api.settings import ApiSettings
 
-    settings = load_settings(ApiSettings)
-    uvicorn.run(
-        create_app(settings),
-        host=args.host or settings.api_host,
-        port=args.port or settings.api_port,
-        log_level="info",
-        access_log=False,
-    )
+    settings = load_settings(ApiSettings)  # fail fast, naming the variable, before any worker starts
+    serve_api(args.host or settings.api_host, args.port or settings.api_port, args.workers)
     return 0
 
 
@@ -188,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     api = commands.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
+    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (e.g. one per core)")
     api.set_defaults(handler=cmd_api)
     return parser
 

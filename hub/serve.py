@@ -1,0 +1,37 @@
+"""Serving the API process with one or several uvicorn workers."""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
+
+from hub.settings import load_settings
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory in every worker process: the app of the settings in the environment."""
+    from hub.api import create_app
+    from search_api.settings import ApiSettings
+
+    return create_app(load_settings(ApiSettings))
+
+
+def serve_api(host: str, port: int, workers: int) -> None:
+    config = uvicorn.Config(
+        "hub.serve:app_from_environment", factory=True, host=host, port=port, workers=workers,
+        log_level="info", access_log=False,
+    )  # fmt: skip
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    # uvicorn 0.54 binds the socket of `--workers N` without a protocol number (Kludex/uvicorn#3149): asyncio then
+    # skips TCP_NODELAY on accepted connections and every keep-alive request after the first waits ~40 ms for the
+    # client's delayed ACK. A socket made with IPPROTO_TCP keeps TCP_NODELAY, as in single-process mode.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    Multiprocess(config, sockets=[sock]).run()
