@@ -64,7 +64,8 @@ async def update_user(conn: Connection, user_id: int, changes: dict[str, Any]) -
 
 
 async def erase_user(conn: Connection, user_id: int) -> bool:
-    """Remove personal data, keep the row (bids and auctions refer to it), revoke every session."""
+    """Remove personal data, keep the row (bids and auctions refer to it), revoke every session, suspend the
+    store the account owned."""
     cursor = await conn.execute(
         "UPDATE users SET email = 'deleted-' || id || '@deleted.invalid', full_name = 'Deleted user', phone = NULL, "
         "password_hash = '!', deleted_at = now(), updated_at = now() WHERE id = %s AND deleted_at IS NULL",
@@ -72,6 +73,12 @@ async def erase_user(conn: Connection, user_id: int) -> bool:
     )
     await conn.execute(
         "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL", (user_id,)
+    )
+    # The store of a deleted owner stops trading and loses its personal contact details.
+    await conn.execute(
+        "UPDATE dealers SET status = 'suspended', contact_email = NULL, phone = NULL, updated_at = now() "
+        "WHERE owner_id = %s",
+        (user_id,),
     )
     return cursor.rowcount == 1
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from marketplace.tokens import issue_access_token
@@ -145,3 +146,21 @@ async def test_without_a_token_key_the_write_api_says_how_to_configure_it(tmp_pa
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_deleting_a_store_owner_suspends_the_store_and_clears_its_contact(
+    client: httpx.AsyncClient, migrated_database: str
+) -> None:
+    owner = await sign_up(client, "owner@example.com", role="dealer")
+    store = await client.post(
+        "/api/v1/dealers",
+        json={"name": "Gone Motors", "address": "1 Main St", "zip": "75270", "licence_number": "TX-DL-1",
+              "contact_email": "owner@example.com", "phone": "+1 214 555 0100"},
+        headers=owner.headers,
+    )  # fmt: skip
+    assert store.status_code == 201, store.text
+    store_id = store.json()["data"]["id"]
+    assert (await client.delete(f"/api/v1/users/{owner.id}", headers=owner.headers)).status_code == 200
+    with psycopg.connect(migrated_database) as conn:
+        row = conn.execute("SELECT status, contact_email, phone FROM dealers WHERE id = %s", (store_id,)).fetchone()
+    assert row == ("suspended", None, None)
