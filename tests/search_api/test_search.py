@@ -11,7 +11,6 @@ import pytest
 
 from connectors.search.factory import create_search_index
 from connectors.search.port import SearchIndex
-from hub.api import create_app
 from marketplace.catalog import location_for_zip
 from schemas.geo import haversine_km
 from search_api.settings import ApiSettings
@@ -42,15 +41,6 @@ async def index(index_dir: Path) -> AsyncIterator[SearchIndex]:
     await search_index.flush()
     yield search_index
     await search_index.close()
-
-
-@pytest.fixture
-async def client(index: SearchIndex, index_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(index_path=index_dir), index=index)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
 
 
 async def search(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:

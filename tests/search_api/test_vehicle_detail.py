@@ -34,15 +34,6 @@ async def index(index_dir: Path) -> AsyncIterator[SearchIndex]:
     await search_index.close()
 
 
-@pytest.fixture
-async def client(index: SearchIndex, index_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(index_path=index_dir), index=index)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
-
-
 async def test_detail_has_the_seed_shape(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/vehicles/42")
     assert response.status_code == 200
