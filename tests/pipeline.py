@@ -125,6 +125,19 @@ def worker_env(bootstrap: str, index_path: Path, *, prefix: str | None = None, *
     return env
 
 
+def pipeline_env(bootstrap: str, workdir: Path, database_url: str) -> dict[str, str]:
+    """Environment of an isolated connector + worker pair on `database_url`: its own slot and publication."""
+    name = database_url.rsplit("/", 1)[-1]
+    return worker_env(
+        bootstrap,
+        workdir / "index",
+        AUCTION_HUB_DATABASE_URL=database_url,
+        AUCTION_HUB_PG_SLOT_NAME=f"{name}_slot",
+        AUCTION_HUB_PG_PUBLICATION_NAME=f"{name}_pub",
+        AUCTION_HUB_PG_HEARTBEAT_INTERVAL_S="1",
+    )
+
+
 def metrics(env: Mapping[str, str]) -> dict[str, float]:
     """The worker's counters from its metrics page; empty while it is not serving."""
     try:

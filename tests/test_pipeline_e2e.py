@@ -22,7 +22,7 @@ from hub.broker import EmbeddedBroker
 from marketplace.migrate import apply_migrations
 from marketplace.vin import make_vin
 from search_api.settings import ApiSettings
-from tests.pipeline import HubProcess, wait_for_worker_ready, wait_until, worker_env
+from tests.pipeline import HubProcess, pipeline_env, wait_for_worker_ready, wait_until
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -106,15 +106,7 @@ def stack(
     database_url: str, snapshot_rows: dict[str, int], kafka_broker: EmbeddedBroker, tmp_path_factory: Any
 ) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("pipeline")
-    name = database_url.rsplit("/", 1)[-1]
-    env = worker_env(
-        kafka_broker.bootstrap_servers,
-        workdir / "index",
-        AUCTION_HUB_DATABASE_URL=database_url,
-        AUCTION_HUB_PG_SLOT_NAME=f"{name}_slot",
-        AUCTION_HUB_PG_PUBLICATION_NAME=f"{name}_pub",
-        AUCTION_HUB_PG_HEARTBEAT_INTERVAL_S="1",
-    )
+    env = pipeline_env(kafka_broker.bootstrap_servers, workdir, database_url)
     stack = Stack(database_url, env, workdir)
     stack.worker.start()
     try:

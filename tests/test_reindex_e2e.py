@@ -30,7 +30,7 @@ from search_api.settings import ApiSettings
 from streams.changes import VehicleUpsert
 from streams.indexer import VehicleIndexer
 from streams.reindex import ReindexControl, ReindexCoordinator, ReindexState
-from tests.pipeline import HubProcess, wait_for_worker_ready, wait_until, worker_env
+from tests.pipeline import HubProcess, pipeline_env, wait_for_worker_ready, wait_until
 from tests.test_pipeline_e2e import insert_dealer, insert_vehicle
 
 pytestmark = pytest.mark.timeout(300)
@@ -79,15 +79,7 @@ def pipeline(
     database_url: str, seeded: dict[str, Any], kafka_broker: EmbeddedBroker, tmp_path_factory: Any
 ) -> Iterator[Pipeline]:
     workdir = tmp_path_factory.mktemp("reindex")
-    name = database_url.rsplit("/", 1)[-1]
-    env = worker_env(
-        kafka_broker.bootstrap_servers,
-        workdir / "index",
-        AUCTION_HUB_DATABASE_URL=database_url,
-        AUCTION_HUB_PG_SLOT_NAME=f"{name}_slot",
-        AUCTION_HUB_PG_PUBLICATION_NAME=f"{name}_pub",
-        AUCTION_HUB_PG_HEARTBEAT_INTERVAL_S="1",
-    )
+    env = pipeline_env(kafka_broker.bootstrap_servers, workdir, database_url)
     pipeline = Pipeline(database_url, env, workdir)
     pipeline.worker.start()
     try:
