@@ -204,8 +204,26 @@ def _locations_by_zip() -> dict[str, Location]:
 
 
 def location_for_zip(zip_code: str) -> Location | None:
-    """The location of a ZIP code in the packaged table, or None if it is not there."""
-    return _locations_by_zip().get(zip_code)
+    """The location of a US ZIP code: the demo table first, then every ZIP the `zipcodes` package knows
+    (42,000+, with centroids); None for a code that does not exist."""
+    known = _locations_by_zip().get(zip_code)
+    if known is not None:
+        return known
+    return _all_us_zips().get(zip_code)
+
+
+@cache
+def _all_us_zips() -> dict[str, Location]:
+    import zipcodes  # loads its table (~0.3 s) on first use only
+
+    locations: dict[str, Location] = {}
+    for entry in zipcodes.list_all():
+        try:
+            lat, lon = float(entry["lat"]), float(entry["long"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        locations[entry["zip_code"]] = Location(entry["zip_code"], entry["city"].title(), entry["state"], lat, lon)
+    return locations
 
 
 def estimate_used_price(

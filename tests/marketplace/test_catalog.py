@@ -79,6 +79,15 @@ def test_known_zip_coordinates(zip_code: str, city: str, lat: float, lon: float)
 
 def test_unknown_zip() -> None:
     assert location_for_zip("00000") is None
+    assert location_for_zip("99999") is None
+
+
+def test_every_us_zip_is_known_beyond_the_demo_table() -> None:
+    denver = location_for_zip("80202")  # not among the demo locations
+    assert denver is not None
+    assert (denver.city, denver.state) == ("Denver", "CO")
+    assert abs(denver.lat - 39.75) < 0.05
+    assert abs(denver.lon + 104.99) < 0.05
 
 
 def test_used_prices_follow_age_mileage_and_condition() -> None:
