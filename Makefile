@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/freshness.py
 	$(BIN)/python bench/snapshot.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/bulk_upload.py --runs 5
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
