@@ -32,6 +32,7 @@ from connectors.search.fields import (
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     TEXT_FIELD_BOOSTS,
+    id_rank,
     keyword_value,
 )
 from connectors.search.port import (
@@ -47,7 +48,8 @@ from schemas.geo import haversine_km
 from schemas.vehicle import VehicleDocument
 
 # 2: words split on non-alphanumerics, `<field>.compact`, `auction_ends_at` as a date.
-SCHEMA_VERSION = 2
+# 3: `id_rank`, the tie order shared with tantivy.
+SCHEMA_VERSION = 3
 TEXT_ANALYZER = "vehicle_text"
 WORD_TOKENIZER = "vehicle_words"
 COMPACT_NORMALIZER = "vehicle_compact"
@@ -56,7 +58,8 @@ STRIP_CHAR_FILTER = "vehicle_strip_non_alphanumerics"
 NON_ALPHANUMERIC = "[^\\p{L}\\p{N}]"
 # tantivy drops tokens of 40 bytes or more (remove_long); a query word that long constrains nothing there.
 MAX_TOKEN_BYTES = 40
-ID_TIEBREAK: dict[str, Any] = {"id": {"order": "asc"}}
+# The shared tie order (`fields.id_rank`): "9" before "10", as on tantivy.
+ID_TIEBREAK: dict[str, Any] = {"id_rank": {"order": "asc"}}
 DEFAULT_REFRESH_INTERVAL = "1s"
 DEFAULT_BULK_MAX_BYTES = 5 * 1024 * 1024
 
@@ -135,7 +138,7 @@ def analysis_settings() -> dict[str, Any]:
 
 def index_definition(alias: str, *, refresh_interval: str = DEFAULT_REFRESH_INTERVAL) -> dict[str, Any]:
     """Settings, mappings and write alias of a new concrete index (`PUT /<alias>_v<N>`)."""
-    properties: dict[str, Any] = {"id": {"type": "keyword"}}
+    properties: dict[str, Any] = {"id": {"type": "keyword"}, "id_rank": {"type": "long"}}
     for name in KEYWORD_FIELDS:
         properties[name] = {"type": "keyword"}
         if name in TEXT_FIELD_BOOSTS:
@@ -169,6 +172,7 @@ def index_definition(alias: str, *, refresh_interval: str = DEFAULT_REFRESH_INTE
 def document_source(document: VehicleDocument) -> dict[str, Any]:
     source = document.model_dump(mode="json")
     source["visible"] = document.searchable
+    source["id_rank"] = id_rank(document.id)
     if document.lat is not None and document.lon is not None:
         source["location"] = {"lat": document.lat, "lon": document.lon}
     return source

@@ -83,6 +83,19 @@ def document_keywords(document: VehicleDocument) -> dict[str, str]:
     return values
 
 
+# Ties of every sort break by this rank: numeric ids (all PostgreSQL ids) numerically, any other id after them.
+ID_RANK_LAST = (1 << 32) - 1
+
+
+def id_rank(document_id: str) -> int:
+    """The id's place in the tie order, the same in every engine ("9" before "10")."""
+    if document_id.isdigit():
+        number = int(document_id)
+        if number < ID_RANK_LAST:
+            return number
+    return ID_RANK_LAST
+
+
 def compact_text(value: str) -> str:
     """`value` lowercased without non-alphanumerics ("F-150" -> "f150"): indexed beside the words of make,
     model and trim so "f150", "f-150" and "f 150" all find an F-150."""

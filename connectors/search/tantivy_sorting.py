@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.search.fields import AUCTION_ENDS_AT, FLOAT_FIELDS, SORT_FIELDS, epoch_seconds
+from connectors.search.fields import AUCTION_ENDS_AT, FLOAT_FIELDS, SORT_FIELDS, epoch_seconds, id_rank
 from connectors.search.port import SortOrder
 from schemas.vehicle import VehicleDocument
 
@@ -21,15 +21,6 @@ ID_MASK = (1 << ID_BITS) - 1
 # Highest value part a present value can take; `MISSING` (one above) sorts after every present value.
 MAX_VALUE = (1 << 32) - 2
 MISSING = MAX_VALUE + 1
-
-
-def id_rank(document_id: str) -> int:
-    """The id's place in the tie order: numeric ids (all PostgreSQL ids) order numerically; others last."""
-    if document_id.isdigit():
-        number = int(document_id)
-        if number <= ID_MASK:
-            return number
-    return ID_MASK
 
 
 def sort_key_field(name: str, order: SortOrder) -> str:

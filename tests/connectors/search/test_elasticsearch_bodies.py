@@ -42,7 +42,9 @@ def test_index_action_uses_external_versioning(vehicle: VehicleFactory) -> None:
     meta, source = lines(index_action(document).payload)
 
     assert meta == {"index": {"_id": "42", "version": 7, "version_type": "external"}}
-    assert source == {**document.model_dump(mode="json"), "visible": True, "location": {"lat": 30.5, "lon": -97.5}}
+    assert source == {
+        **document.model_dump(mode="json"), "visible": True, "location": {"lat": 30.5, "lon": -97.5}, "id_rank": 42,
+    }  # fmt: skip
 
 
 def test_tombstone_source_is_not_visible(vehicle: VehicleFactory) -> None:
@@ -87,7 +89,7 @@ def test_index_definition_maps_the_same_fields_as_tantivy() -> None:
     definition = index_definition("vehicles", refresh_interval="2s")
 
     assert concrete_index_name("vehicles") == f"vehicles_v{SCHEMA_VERSION}"
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     assert definition["aliases"] == {"vehicles": {"is_write_index": True}}
     assert definition["settings"]["index"] == {"refresh_interval": "2s"}
     assert definition["settings"]["analysis"] == {
@@ -122,6 +124,7 @@ def test_index_definition_maps_the_same_fields_as_tantivy() -> None:
             },
         }
     assert properties["id"] == {"type": "keyword"}
+    assert properties["id_rank"] == {"type": "long"}
     assert properties["description"] == {"type": "text", "analyzer": "vehicle_text"}
     assert properties["auction_ends_at"] == {"type": "date", "ignore_malformed": True}
     assert properties["location"] == {"type": "geo_point"}
@@ -235,7 +238,7 @@ def test_search_body_of_text_filters_and_disjunctive_facets() -> None:
         "track_total_hits": True,
         "sort": [
             {"asking_price": {"order": "asc", "missing": "_last"}},
-            {"id": {"order": "asc"}},
+            {"id_rank": {"order": "asc"}},
         ],
         "aggs": {
             "terms:make": {
@@ -283,11 +286,11 @@ def test_search_body_of_an_empty_query_sorts_by_relevance_then_id() -> None:
         "from": 0,
         "size": 20,
         "track_total_hits": True,
-        "sort": [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}],
+        "sort": [{"_score": {"order": "desc"}}, {"id_rank": {"order": "asc"}}],
     }
     assert search_body(SearchQuery(sort=[("_score", "desc")]))["sort"] == [
         {"_score": {"order": "desc"}},
-        {"id": {"order": "asc"}},
+        {"id_rank": {"order": "asc"}},
     ]
 
 
@@ -321,7 +324,7 @@ def test_search_body_of_a_radius_sorted_by_distance() -> None:
                     "distance_type": "arc",
                 }
             },
-            {"id": {"order": "asc"}},
+            {"id_rank": {"order": "asc"}},
         ],
     }
 
@@ -329,7 +332,7 @@ def test_search_body_of_a_radius_sorted_by_distance() -> None:
 def test_a_location_without_radius_filters_nothing() -> None:
     body = search_body(SearchQuery(geo=GeoFilter(lat=1.0, lon=2.0), sort=[("year", "desc")]))
     assert body["query"] == {"bool": {"filter": [{"term": {"visible": True}}]}}
-    assert body["sort"] == [{"year": {"order": "desc", "missing": "_last"}}, {"id": {"order": "asc"}}]
+    assert body["sort"] == [{"year": {"order": "desc", "missing": "_last"}}, {"id_rank": {"order": "asc"}}]
 
 
 def test_search_body_continues_after_a_cursor() -> None:
@@ -337,7 +340,7 @@ def test_search_body_continues_after_a_cursor() -> None:
 
     body = search_body(query)
 
-    assert body["sort"] == [{"auction_ends_at": {"order": "asc", "missing": "_last"}}, {"id": {"order": "asc"}}]
+    assert body["sort"] == [{"auction_ends_at": {"order": "asc", "missing": "_last"}}, {"id_rank": {"order": "asc"}}]
     assert body["search_after"] == [1_893_456_000_000, "42"]
     assert body["size"] == 10
     assert "from" not in body

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.search.fields import id_rank
 from connectors.search.port import DISTANCE, GeoFilter, RangeBucket, SearchQuery, SortOrder
 from connectors.search.tantivy_index import TantivyIndex
-from connectors.search.tantivy_sorting import id_rank
 from schemas.geo import haversine_km
 from schemas.vehicle import VehicleDocument
 from tests.connectors.search.conftest import make_vehicle
