@@ -1,0 +1,108 @@
+"""A real redis-server per test session with AOF fsync on every write, on a free port in a temp directory."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from bidding.lots import LotRules
+from hub.broker import free_port, wait_for_port
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+@dataclass
+class RedisServer:
+    """One redis-server process; `kill()` is kill -9, `start()` restarts it on the same port and directory."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
+        args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"]
+        log = (self.directory / "redis.log").open("ab")
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        if not wait_for_port("127.0.0.1", self.port, 10):
+            self.stop()
+            raise RuntimeError(f"redis-server did not listen on {self.port}; see {self.directory / 'redis.log'}")
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], RedisServer]]:
+    """Private servers for tests that kill them."""
+    servers: list[RedisServer] = []
+
+    def make() -> RedisServer:
+        server = RedisServer(tmp_path_factory.mktemp("redis-own")).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_server.url, max_connections=256)
+    yield client
+    await client.aclose()
+
+
+_lot_ids = itertools.count(1000)
+T0 = 1_800_000_000_000  # a fixed Unix ms clock: lots start at T0 and end an hour later
+
+
+@pytest.fixture
+def rules_factory() -> Callable[..., LotRules]:
+    """Fresh lots (a new id each call) with small, readable defaults; override any field."""
+
+    def make(**overrides: object) -> LotRules:
+        values: dict[str, object] = {
+            "lot_id": next(_lot_ids),
+            "auction_id": 1,
+            "seller_user_id": 99,
+            "currency": "USD",
+            "starting_price": 1000,
+            "increments": ((0, 100), (5000, 250)),
+            "starts_at_ms": T0,
+            "ends_at_ms": T0 + 3_600_000,
+        }
+        values.update(overrides)
+        return LotRules(**values)  # type: ignore[arg-type]
+
+    return make
