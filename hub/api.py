@@ -10,10 +10,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from bidding import api as bidding_routes
 from connectors.search.factory import open_search_index
 from connectors.search.port import SearchIndex, SearchIndexUnavailable
 from hub.errors import install_error_handlers
 from hub.security import BodySizeLimit, SecurityHeaders
+from hub.settings import load_settings
 from marketplace.accounts import Accounts
 from marketplace.api import auctions as auction_routes
 from marketplace.api import auth as auth_routes
@@ -26,8 +28,12 @@ from search_api.service import VehicleSearchService
 from search_api.settings import ApiSettings
 
 
-def create_app(settings: ApiSettings, index: SearchIndex | None = None) -> FastAPI:
-    """`index` lets tests hand in an open index; by default the lifespan opens a reader."""
+def create_app(
+    settings: ApiSettings,
+    index: SearchIndex | None = None,
+    bidding: bidding_routes.BiddingHttpSettings | None = None,
+) -> FastAPI:
+    """`index` lets tests hand in an open index; by default the lifespan opens a reader. `bidding`: same for bidding."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,9 +50,12 @@ def create_app(settings: ApiSettings, index: SearchIndex | None = None) -> FastA
             app.state.pool = pool
             app.state.marketplace_settings = settings
             app.state.accounts = Accounts(pool, settings, settings.jwt_secret.get_secret_value())
+            # Bidding needs the marketplace database too (lots are armed from it) and Redis.
+            await bidding_routes.start_bidding(app, pool, bidding or load_settings(bidding_routes.BiddingHttpSettings))
         try:
             yield
         finally:
+            await bidding_routes.stop_bidding(app)
             if pool is not None:
                 await pool.close()
             if index is None:
@@ -60,6 +69,7 @@ def create_app(settings: ApiSettings, index: SearchIndex | None = None) -> FastA
     app.include_router(dealer_routes.router)
     app.include_router(car_routes.router)
     app.include_router(auction_routes.router)
+    app.include_router(bidding_routes.router)
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,0 +1,200 @@
+"""Bidding's domain glue (no HTTP): who may bid, how fast, on which lot; lots armed from PostgreSQL on first use.
+
+PostgreSQL holds money as numeric dollars; the engine holds integer cents. Conversion happens here and only here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bidding.engine import BidEngine
+from bidding.lots import BidKind, BidReply, LotRules, LotView, Rejection
+from hub.errors import AppError, Conflict, Forbidden, InvalidParameter, NotFound, ServiceUnavailable
+from marketplace.accounts import CurrentUser
+from marketplace.auction_store import EFFECTIVE_STATUS
+from marketplace.db import Connection, transaction
+
+BIDDER_ROLES = ("buyer", "dealer")  # dealers buy from other dealers; never on their own lots (engine: OWN_LOT)
+AUCTION_CURRENCY = "USD"  # the marketplace schema prices every auction in US dollars
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)}, retry_after_s=retry_after_s)
+
+
+def to_cents(dollars: Decimal | int | str) -> int:
+    return int((Decimal(dollars) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def to_ms(moment: Any) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def rules_from_row(row: dict[str, Any]) -> LotRules:
+    increments = tuple((to_cents(start), to_cents(step)) for start, step in row["bid_increments"] or [])
+    if not increments:
+        increments = ((0, to_cents(row["min_increment"])),)
+    return LotRules(
+        lot_id=int(row["id"]),
+        auction_id=int(row["auction_id"]),
+        seller_user_id=int(row["owner_id"]) if row["owner_id"] is not None else 0,
+        currency=AUCTION_CURRENCY,
+        starting_price=to_cents(row["starting_price"]),
+        increments=increments,
+        starts_at_ms=to_ms(row["starts_at"]),
+        ends_at_ms=to_ms(row["ends_at"]),
+        reserve_price=None if row["reserve_price"] is None else to_cents(row["reserve_price"]),
+        buy_now_price=None if row["buy_now_price"] is None else to_cents(row["buy_now_price"]),
+    )
+
+
+LOT_RULES_SQL = (
+    "SELECT l.id, l.auction_id, l.starting_price, l.reserve_price, l.buy_now_price, l.min_increment, "
+    f"l.bid_increments, l.status AS lot_status, a.starts_at, a.ends_at, ({EFFECTIVE_STATUS}) AS auction_status, "
+    "d.owner_id FROM auction_lots l JOIN auctions a ON a.id = l.auction_id JOIN dealers d ON d.id = a.dealer_id "
+    "WHERE l.id = %s"
+)
+
+
+async def lot_rules_row(conn: Connection, lot_id: int) -> dict[str, Any] | None:
+    return await (await conn.execute(LOT_RULES_SQL, (lot_id,))).fetchone()
+
+
+async def auction_lot_rows(conn: Connection, auction_id: int) -> list[dict[str, Any]]:
+    cursor = await conn.execute(
+        "SELECT id, vehicle_id FROM auction_lots WHERE auction_id = %s ORDER BY lot_number", (auction_id,)
+    )
+    return list(await cursor.fetchall())
+
+
+@asynccontextmanager
+async def redis_available() -> AsyncIterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise ServiceUnavailable("live bidding is unreachable; retry shortly", headers={"Retry-After": "2"}) from exc
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    bids: int = 10
+    window_s: int = 1
+
+
+class BiddingService:
+    def __init__(
+        self, pool: AsyncConnectionPool[Connection], redis: Redis, engine: BidEngine, rate_limit: RateLimit
+    ) -> None:
+        self.pool = pool
+        self.redis = redis
+        self.engine = engine
+        self.rate_limit = rate_limit
+
+    # -- lots ----------------------------------------------------------------------------------------------------
+
+    async def lots_of_auction(self, auction_id: int) -> list[dict[str, Any]]:
+        async with transaction(self.pool) as conn:
+            rows = await auction_lot_rows(conn, auction_id)
+        if not rows:
+            raise NotFound(f"no auction {auction_id} (or it has no lots)")
+        return rows
+
+    async def lot_of_auction(self, auction_id: int, vehicle_id: int | None) -> int:
+        rows = await self.lots_of_auction(auction_id)
+        if vehicle_id is None:
+            if len(rows) > 1:
+                raise InvalidParameter("vehicleId", f"auction {auction_id} has {len(rows)} lots: name the vehicle")
+            return int(rows[0]["id"])
+        for row in rows:
+            if int(row["vehicle_id"]) == vehicle_id:
+                return int(row["id"])
+        raise NotFound(f"vehicle {vehicle_id} is not a lot of auction {auction_id}")
+
+    async def arm(self, lot_id: int) -> LotRules:
+        """Load a lot's rules from PostgreSQL into the engine (idempotent in the engine)."""
+        async with transaction(self.pool) as conn:
+            row = await lot_rules_row(conn, lot_id)
+        if row is None:
+            raise NotFound(f"no lot {lot_id}")
+        if row["auction_status"] == "cancelled" or row["lot_status"] == "withdrawn":
+            raise Conflict(f"lot {lot_id} is withdrawn: its auction was cancelled")
+        rules = rules_from_row(row)
+        try:
+            await self.engine.arm(rules)
+        except ValueError as exc:
+            raise Conflict(f"lot {lot_id} cannot take bids: {exc}") from exc
+        return rules
+
+    async def view(self, lot_id: int) -> LotView:
+        async with redis_available():
+            view = await self.engine.view(lot_id)
+            if view is None:
+                await self.arm(lot_id)
+                view = await self.engine.view(lot_id)
+        if view is None:
+            raise NotFound(f"no lot {lot_id}")
+        return view
+
+    # -- bids ----------------------------------------------------------------------------------------------------
+
+    async def _check_rate(self, user_id: int) -> None:
+        window = self.rate_limit.window_s
+        now = time.time()
+        slot = int(now // window)
+        key = f"bid_rate:{{user:{user_id}}}:{slot}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window + 1)
+            count, _ = await pipe.execute()
+        if int(count) > self.rate_limit.bids:
+            retry_after = max(1, int((slot + 1) * window - now + 0.999))
+            raise TooManyRequests(
+                f"at most {self.rate_limit.bids} bids per {window} s; retry in {retry_after} s", retry_after
+            )
+
+    async def place_bid(
+        self,
+        user: CurrentUser,
+        lot_id: int,
+        amount: Decimal,
+        currency: str,
+        kind: BidKind,
+        idempotency_key: str | None,
+        claimed_user_id: int | None = None,
+    ) -> BidReply:
+        if claimed_user_id is not None and claimed_user_id != user.id:
+            raise Forbidden(f"userId {claimed_user_id} is not you: bids are placed as the signed-in user ({user.id})")
+        if user.role not in BIDDER_ROLES:
+            raise Forbidden(f"only buyers bid; you are {user.role}")
+        cents = to_cents(amount)
+        async with redis_available():
+            await self._check_rate(user.id)
+            reply = await self._engine_bid(lot_id, user.id, cents, currency, kind, idempotency_key)
+            if reply.reason == Rejection.UNKNOWN_LOT:  # armed lazily: the first bid or view loads it from PostgreSQL
+                await self.arm(lot_id)
+                reply = await self._engine_bid(lot_id, user.id, cents, currency, kind, idempotency_key)
+        if reply.reason == Rejection.UNKNOWN_LOT:
+            raise NotFound(f"no lot {lot_id}")
+        return reply
+
+    async def _engine_bid(
+        self, lot_id: int, user_id: int, cents: int, currency: str, kind: BidKind, idempotency_key: str | None
+    ) -> BidReply:
+        now_ms = int(time.time() * 1000)
+        return await self.engine.place_bid(
+            lot_id, user_id, cents, kind=kind, now_ms=now_ms, currency=currency, idempotency_key=idempotency_key
+        )
