@@ -3,9 +3,11 @@
 Event ids are `lotId:streamId` (`12:1732480000000-0`): the lot and its Redis stream id. A connection watching several
 lots sees their events in one total order, (stream ms, stream seq, lot id), so a single `Last-Event-ID` names a position
 in every lot's stream: lot L resumes after `T-s` when L <= the named lot, from `T-s` inclusive when L is greater.
-A client that tracks lots itself may send `lastEventId=1:T-s,2:T-s` (explicit per-lot positions). A position older than
-what the stream still keeps (Redis trimmed past it) gets a `snapshot` event with the lot's state instead of a replay.
-"""
+The live order matches that: the reader reads Redis's clock before each XREAD and holds back entries of the current
+millisecond for one round (a lower lot may still add one), and a replay stops at the clock it read, leaving later
+entries to the live queue. A client that tracks lots itself may send `lastEventId=1:T-s,2:T-s` (per-lot positions).
+A position older than what the stream still keeps (trimmed or deleted past it) gets a `snapshot` event with the
+lot's state instead of a replay; a fresh connection starts with a `snapshot` per lot."""
 
 from __future__ import annotations
 
@@ -122,6 +124,7 @@ class FeedHub:
         self._cursors: dict[int, StreamId] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._held: list[Frame] = []  # read, but a same-millisecond entry of another lot could still sort before
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="bidding-feed-reader")
@@ -167,49 +170,62 @@ class FeedHub:
             except asyncio.QueueFull:
                 subscriber.overflowed.set()  # the connection sends `resync` and ends; the client resumes by id
 
-    async def _read_once(self) -> list[Frame]:
+    async def _read_once(self) -> tuple[int, list[Frame]]:
+        """(Redis clock in ms taken just before the XREAD, the entries it returned)."""
         if not self._cursors:
             await self._changed.wait()
-            return []
+            return 0, []
         streams = {events_key(lot): format_stream_id(cursor) for lot, cursor in self._cursors.items()}
         lot_of = {key: lot for lot, key in ((lot, events_key(lot)) for lot in self._cursors)}
-        read = asyncio.ensure_future(self.redis.xread(streams, block=self.config.block_ms))  # type: ignore[arg-type]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.time()
+        # With events held back, poll (no BLOCK) so they go out as soon as the Redis clock has moved past them.
+        pipe.xread(streams, block=None if self._held else self.config.block_ms)  # type: ignore[arg-type]
+        read = asyncio.ensure_future(pipe.execute())
         changed = asyncio.ensure_future(self._changed.wait())
         try:
             done, _ = await asyncio.wait({read, changed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            # A lot joined (or we are stopping): drop this XREAD; cursors only move after dispatch, so a new XREAD
-            # with the joined lot skips nothing. Cancelling makes redis-py discard the connection, never reuse it.
+            # A lot joined (or we are stopping): drop this XREAD; cursors only move after a read returned, so a new
+            # XREAD with the joined lot skips nothing. Cancelling makes redis-py discard the connection.
             for pending in (read, changed):
                 if not pending.done():
                     pending.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await pending
         if read not in done:
-            return []
+            return 0, []
+        clock, result = read.result()
         frames: list[Frame] = []
-        result: Any = read.result()
         for key, entries in result or []:
             lot_id = lot_of.get(_text(key))
             if lot_id is None:
                 continue
             frames.extend(frame_of(lot_id, raw_id, raw_fields) for raw_id, raw_fields in entries)
-        return frames
+        return int(clock[0]) * 1000 + int(clock[1]) // 1000, frames
 
     async def _run(self) -> None:
         while True:
             self._changed.clear()
+            if self._held:
+                await asyncio.sleep(0.001)
             try:
-                frames = await self._read_once()
+                clock_ms, frames = await self._read_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("feed reader: XREAD over %d lot streams failed; retrying in 1 s", len(self._cursors))
                 await asyncio.sleep(1)
                 continue
-            for frame in sorted(frames, key=lambda f: f.order):
+            for frame in frames:
                 if frame.lot_id in self._cursors:
                     self._cursors[frame.lot_id] = max(self._cursors[frame.lot_id], frame.stream_id)
+            # Every entry with an id below the clock read before this XREAD is in hand (XADD never goes below the
+            # clock), so those go out in the total order; the rest wait a round, then no stream can add one before.
+            pending = self._held + frames
+            ready = sorted((frame for frame in pending if frame.stream_id[0] < clock_ms), key=lambda f: f.order)
+            self._held = [frame for frame in pending if frame.stream_id[0] >= clock_ms]
+            for frame in ready:
                 self.dispatch(frame)
 
 
@@ -262,9 +278,14 @@ async def _stream_state(redis: Redis, lot_id: int) -> StreamState:
     )
 
 
-async def _backfill(redis: Redis, lot_id: int, position: StreamId, inclusive: bool) -> list[Frame]:
+async def redis_clock_ms(redis: Redis) -> int:
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def _backfill(redis: Redis, lot_id: int, position: StreamId, inclusive: bool, before_ms: int) -> list[Frame]:
     start = format_stream_id(position) if inclusive else "(" + format_stream_id(position)
-    entries: Any = await redis.xrange(events_key(lot_id), min=start, max="+")
+    entries: Any = await redis.xrange(events_key(lot_id), min=start, max=str(before_ms - 1))
     return [frame_of(lot_id, raw_id, raw_fields) for raw_id, raw_fields in entries]
 
 
@@ -283,6 +304,9 @@ async def event_stream(
     states = {lot: await _stream_state(redis, lot) for lot in lots}
     subscriber = hub.subscribe(lots, {lot: state.head for lot, state in states.items()})
     try:
+        # The replay stops before this clock: every entry below it exists now, and later ones arrive through the
+        # queue in the hub's order, so replay and live together keep the total order across lots.
+        replay_before = await redis_clock_ms(redis)
         delivered: dict[int, StreamId] = {}
         backlog: list[Frame] = []
         for lot in sorted(lots):
@@ -293,10 +317,10 @@ async def event_stream(
                 snapshot_id = f"{lot}:{format_stream_id(head)}"
                 yield encode_event("snapshot", {"lotId": lot, **(state or {"status": "unknown"})}, snapshot_id)
                 delivered[lot] = head
-                backlog.extend(await _backfill(redis, lot, head, False))
+                backlog.extend(await _backfill(redis, lot, head, False, replay_before))
             else:
                 delivered[lot] = position[0] if not position[1] else (position[0][0], position[0][1] - 1)
-                backlog.extend(await _backfill(redis, lot, *position))
+                backlog.extend(await _backfill(redis, lot, *position, replay_before))
         for frame in sorted(backlog, key=lambda f: f.order):
             if frame.stream_id > delivered[frame.lot_id]:
                 delivered[frame.lot_id] = frame.stream_id
