@@ -9,11 +9,14 @@ import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from bidding.lots import LotRules
+from bidding.engine import BidEngine
+from bidding.lots import BidReply, LotResult, LotRules, LotView
+from bidding.model import BidModel
 from hub.broker import free_port, wait_for_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -106,3 +109,34 @@ def rules_factory() -> Callable[..., LotRules]:
         return LotRules(**values)  # type: ignore[arg-type]
 
     return make
+
+
+class AsyncModel:
+    """The pure-Python model behind the engine's async API, so one rule test checks both."""
+
+    def __init__(self) -> None:
+        self.model = BidModel()
+
+    async def arm(self, rules: LotRules) -> None:
+        self.model.arm(rules)
+
+    async def place_bid(self, lot_id: int, user_id: int, amount: int, **kwargs: Any) -> BidReply:
+        return self.model.place_bid(lot_id, user_id, amount, **kwargs)
+
+    async def retract(self, lot_id: int, user_id: int, *, now_ms: int) -> BidReply:
+        return self.model.retract(lot_id, user_id, now_ms=now_ms)
+
+    async def open_due(self, lot_id: int, now_ms: int) -> bool:
+        return self.model.open_due(lot_id, now_ms)
+
+    async def close_if_due(self, lot_id: int, now_ms: int) -> LotResult | None:
+        return self.model.close_if_due(lot_id, now_ms)
+
+    async def view(self, lot_id: int) -> LotView | None:
+        return self.model.view(lot_id)
+
+
+@pytest.fixture(params=["redis", "model"])
+def engine(request: pytest.FixtureRequest, redis_client: aioredis.Redis) -> BidEngine | AsyncModel:
+    """Both implementations of the rules: the Lua engine on real Redis, and the pure-Python model."""
+    return BidEngine(redis_client) if request.param == "redis" else AsyncModel()
