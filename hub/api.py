@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from bidding import api as bidding_routes
+from bidding.settings import NchanSettings
 from connectors.search.factory import open_search_index
 from connectors.search.port import SearchIndex, SearchIndexUnavailable
 from hub.errors import install_error_handlers
@@ -26,12 +27,14 @@ from marketplace.db import create_pool
 from search_api.routes import router as search_router
 from search_api.service import VehicleSearchService
 from search_api.settings import ApiSettings
+from web import pages as web_pages
 
 
 def create_app(
     settings: ApiSettings,
     index: SearchIndex | None = None,
     bidding: bidding_routes.BiddingHttpSettings | None = None,
+    live: NchanSettings | None = None,
 ) -> FastAPI:
     """`index` lets tests hand in an open index; by default the lifespan opens a reader. `bidding`: same for bidding."""
 
@@ -70,6 +73,8 @@ def create_app(
     app.include_router(car_routes.router)
     app.include_router(auction_routes.router)
     app.include_router(bidding_routes.router)
+    app.include_router(web_pages.router)
+    app.state.live_settings = live  # the live page's stream (native SSE or nchan); None: from the environment
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,

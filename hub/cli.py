@@ -127,6 +127,19 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nchan(args: argparse.Namespace) -> int:
+    from bidding.nchan import exec_nginx, run_publisher
+    from bidding.settings import BiddingSettings, NchanSettings
+
+    settings = load_settings(NchanSettings)
+    if args.role == "serve":
+        exec_nginx(settings)
+        return 1
+    redis_url = load_settings(BiddingSettings).redis_url
+    _run_until_signal(lambda stop: run_publisher(redis_url, settings, stop))
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from hub.up import run_up
 
@@ -182,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=None)
     api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (e.g. one per core)")
     api.set_defaults(handler=cmd_api)
+
+    nchan = commands.add_parser("nchan", help="the fan-out tier: nginx+nchan (serve) or the hub's publisher to it")
+    nchan.add_argument("role", choices=["serve", "publish"])
+    nchan.set_defaults(handler=cmd_nchan)
     return parser
 
 

@@ -92,6 +92,25 @@ def local_jwt_secret(state_dir: Path) -> str:
     return secret
 
 
+def _nchan_children(env: dict[str, str], settings: UpSettings) -> list[ChildSpec]:
+    """nginx+nchan and the hub's publisher, only when AUCTION_HUB_LIVE_STREAM=nchan (native SSE needs neither)."""
+    from bidding.settings import NchanSettings
+
+    nchan = load_settings(NchanSettings)
+    if nchan.live_stream != "nchan":
+        return []
+    nchan_env = {
+        **env,
+        "AUCTION_HUB_NCHAN_API_UPSTREAM": f"{settings.api_host}:{settings.api_port}",
+        "AUCTION_HUB_NCHAN_STATE_DIR": str((settings.state_dir / "nchan").resolve()),
+    }
+    print(f"  live page (nchan) http://{nchan.nchan_listen}/live/auctions/1\n", flush=True)
+    return [
+        ChildSpec("nchan", _cli("nchan", "serve"), nchan_env),
+        ChildSpec("nchan-publisher", _cli("nchan", "publish"), nchan_env),
+    ]
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "hub.cli", *args]
 
@@ -140,14 +159,14 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
         "Ctrl-C stops everything.\n",
         flush=True,
     )
+    children = [
+        ChildSpec("connector", _cli("connect", "postgres"), env),
+        ChildSpec("worker", _cli("worker"), env),
+        ChildSpec("api", _cli("api", "--host", settings.api_host, "--port", str(settings.api_port)), env),
+    ]
+    children += _nchan_children(env, settings)
     try:
-        Supervisor(
-            [
-                ChildSpec("connector", _cli("connect", "postgres"), env),
-                ChildSpec("worker", _cli("worker"), env),
-                ChildSpec("api", _cli("api", "--host", settings.api_host, "--port", str(settings.api_port)), env),
-            ]
-        ).run()
+        Supervisor(children).run()
     finally:
         if broker:
             broker.stop()

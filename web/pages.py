@@ -1,0 +1,91 @@
+"""The live auction page: a lot or an auction's lots, prices pushed over EventSource (the API's SSE, or nchan).
+
+`AUCTION_HUB_LIVE_STREAM=nchan` points the page's EventSource at nchan (`AUCTION_HUB_NCHAN_STREAM_URL`, relative:
+the page is then opened through nginx, which proxies the API); the default is the API's own SSE feed. The page
+has no inline script or style, so the API's strict Content-Security-Policy stays as it is.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from bidding.api import RowId, ServiceDep
+from bidding.settings import NchanSettings
+from hub.errors import NotFound
+from hub.settings import load_settings
+
+STATIC = Path(__file__).resolve().parent / "static"
+ASSETS = {"live.js": "text/javascript; charset=utf-8", "live.css": "text/css; charset=utf-8"}
+PAGE_HEADERS = {"Cache-Control": "no-cache"}
+
+router = APIRouter(tags=["live pages"], include_in_schema=False)
+
+
+def get_live_settings(request: Request) -> NchanSettings:
+    settings: NchanSettings | None = getattr(request.app.state, "live_settings", None)
+    if settings is None:
+        settings = request.app.state.live_settings = load_settings(NchanSettings)
+    return settings
+
+
+LiveSettingsDep = Annotated[NchanSettings, Depends(get_live_settings)]
+
+
+@cache
+def _template() -> str:
+    return (STATIC / "live.html").read_text()
+
+
+def render_page(
+    title: str, lots: Sequence[tuple[int, int | None]], settings: NchanSettings, auction_id: int | None
+) -> str:
+    """The page's HTML: one table row per (lot id, vehicle id); the stream choice goes in data attributes."""
+    rows = "\n".join(
+        f'<tr data-lot="{lot}"><td>#{lot}</td><td>{"" if vehicle is None else vehicle}</td>'
+        '<td data-field="status"></td><td data-field="price"></td><td data-field="bids"></td>'
+        '<td data-field="leader"></td><td data-field="reserve"></td><td data-field="ends"></td></tr>'
+        for lot, vehicle in lots
+    )
+    values = {
+        "title": html.escape(title),
+        "stream": settings.live_stream,
+        "stream_url": html.escape(settings.nchan_stream_url, quote=True),
+        "auction": "" if auction_id is None else str(auction_id),
+        "lots": ",".join(str(lot) for lot, _ in lots),
+        "rows": rows,
+    }
+    page = _template()
+    for name, value in values.items():
+        page = page.replace("{" + name + "}", value)
+    return page
+
+
+@router.get("/live/auctions/{auctionId}", response_class=HTMLResponse)
+async def live_auction(auctionId: RowId, service: ServiceDep, settings: LiveSettingsDep) -> HTMLResponse:  # noqa: N803
+    """Every lot of an auction, live."""
+    rows = await service.lots_of_auction(auctionId)
+    lots = [(int(row["id"]), int(row["vehicle_id"])) for row in rows]
+    page = render_page(f"Auction {auctionId}", lots, settings, auctionId)
+    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+
+@router.get("/live/lots/{lotId}", response_class=HTMLResponse)
+async def live_lot(lotId: RowId, service: ServiceDep, settings: LiveSettingsDep) -> HTMLResponse:  # noqa: N803
+    """One lot, live."""
+    await service.view(lotId)  # 404 for a lot that does not exist
+    return HTMLResponse(render_page(f"Lot {lotId}", [(lotId, None)], settings, None), headers=PAGE_HEADERS)
+
+
+@router.get("/live/static/{name}")
+async def live_asset(name: str) -> FileResponse:
+    """The page's script and style sheet."""
+    if name not in ASSETS:
+        raise NotFound(f"no asset {name}")
+    return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=300"})
