@@ -166,6 +166,9 @@ async def stop_bidding(app: FastAPI) -> None:
     hub: FeedHub | None = getattr(app.state, "feed_hub", None)
     if hub is None:
         return
+    notices = getattr(app.state, "notice_hub", None)  # bidding.lifecycle_api's per-user stream reader
+    if notices is not None:
+        await notices.stop()
     await hub.stop()
     await hub.redis.aclose()
     app.state.feed_hub = app.state.bidding_service = None

@@ -22,6 +22,8 @@ from bidding import scripts
 from bidding.lots import BidKind, BidReply, LotResult, LotRules, LotStatus, LotView, Rejection
 
 NOTICES_MAXLEN = 1000
+# Every armed lot's id: the PostgreSQL persister reads the bids streams of these lots (bidding.persistence).
+LOTS_KEY = "bidding:lots"
 
 
 def lot_key(lot_id: int, part: str) -> str:
@@ -132,6 +134,7 @@ class BidEngine:
     async def arm(self, rules: LotRules) -> None:
         """Load a lot's rules; a lot that already exists is left exactly as it is."""
         validate_rules(rules)
+        await self.redis.sadd(LOTS_KEY, str(rules.lot_id))  # before the lot exists: no bid escapes the persister
         argv: list[str] = []
         for name, value in rules_fields(rules).items():
             argv += [name, value]

@@ -119,7 +119,8 @@ end
 local function close_lot(s, events_key, bids_key, now)
   s.status, s.outcome, s.closed_at = 'closed', outcome_of(s), now
   redis.call('XADD', bids_key, '*', 'type', 'close', 'outcome', s.outcome, 'user_id', s.leader,
-    'amount', fmt(s.price), 'accepted_at_ms', fmt(now))
+    'amount', fmt(s.price), 'accepted_at_ms', fmt(now), 'seq', fmt(s.seq), 'bid_count', fmt(s.bid_count),
+    'ends_at_ms', fmt(s.ends_at))
   return emit(events_key, s, 'closed', now, s.outcome)
 end
 
@@ -209,7 +210,8 @@ local function decide()
   local bid_id = fmt(s.lot_id) .. '-' .. fmt(s.seq)
   redis.call('XADD', KEYS[5], '*', 'type', 'bid', 'bid_id', bid_id, 'user_id', user, 'amount', fmt(amount),
     'kind', kind, 'max', fmt(amount), 'accepted_at_ms', fmt(now), 'price', fmt(s.price), 'leader', s.leader,
-    'outbid_user_id', outbid)
+    'outbid_user_id', outbid, 'seq', fmt(s.seq), 'bid_count', fmt(s.bid_count), 'ends_at_ms', fmt(s.ends_at),
+    'status', s.status)
   local event_id = emit(KEYS[4], s, 'price', now, nil)
   if extended then emit(KEYS[4], s, 'extended', now, nil) end
   if buy_now then close_lot(s, KEYS[4], KEYS[5], now) end
@@ -250,7 +252,8 @@ settle(s, KEYS[2], KEYS[3])
 local bid_id = fmt(s.lot_id) .. '-' .. fmt(s.seq)
 redis.call('XADD', KEYS[5], '*', 'type', 'retract', 'bid_id', bid_id, 'user_id', user, 'amount', '0',
   'kind', 'retract', 'max', '0', 'accepted_at_ms', fmt(now), 'price', fmt(s.price), 'leader', s.leader,
-  'outbid_user_id', '')
+  'outbid_user_id', '', 'seq', fmt(s.seq), 'bid_count', fmt(s.bid_count), 'ends_at_ms', fmt(s.ends_at),
+  'status', s.status)
 local event_id = emit(KEYS[4], s, 'price', now, nil)
 save_state(KEYS[1], s)
 local reply = reply_of(s, user, 'ACCEPTED', nil, '')

@@ -17,8 +17,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bidding import bid_store
 from bidding.engine import BidEngine
 from bidding.lots import BidKind, BidReply, LotRules, LotView, Rejection
+from bidding.rebuild import RebuildError, arm_or_rebuild
 from hub.errors import AppError, Conflict, Forbidden, InvalidParameter, NotFound, ServiceUnavailable
 from marketplace.accounts import CurrentUser
 from marketplace.auction_store import EFFECTIVE_STATUS
@@ -125,16 +127,21 @@ class BiddingService:
         raise NotFound(f"vehicle {vehicle_id} is not a lot of auction {auction_id}")
 
     async def arm(self, lot_id: int) -> LotRules:
-        """Load a lot's rules from PostgreSQL into the engine (idempotent in the engine)."""
+        """Load a lot from PostgreSQL into the engine: its rules, and its persisted bids replayed when Redis lost
+        them (bidding.rebuild); idempotent in the engine."""
         async with transaction(self.pool) as conn:
             row = await lot_rules_row(conn, lot_id)
+            history = await bid_store.lot_history(conn, lot_id) if row is not None else []
+            closed_ms = await bid_store.closed_at_ms(conn, lot_id) if row is not None else None
         if row is None:
             raise NotFound(f"no lot {lot_id}")
         if row["auction_status"] == "cancelled" or row["lot_status"] == "withdrawn":
             raise Conflict(f"lot {lot_id} is withdrawn: its auction was cancelled")
         rules = rules_from_row(row)
         try:
-            await self.engine.arm(rules)
+            await arm_or_rebuild(self.engine, rules, history, closed_ms)
+        except RebuildError as exc:
+            raise ServiceUnavailable(f"lot {lot_id} is being recovered: {exc}", headers={"Retry-After": "30"}) from exc
         except ValueError as exc:
             raise Conflict(f"lot {lot_id} cannot take bids: {exc}") from exc
         return rules

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from bidding import api as bidding_routes
+from bidding import lifecycle_api as bidding_lifecycle_routes
 from bidding.settings import NchanSettings
 from connectors.search.factory import open_search_index
 from connectors.search.port import SearchIndex, SearchIndexUnavailable
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(car_routes.router)
     app.include_router(auction_routes.router)
     app.include_router(bidding_routes.router)
+    app.include_router(bidding_lifecycle_routes.router)
     app.include_router(web_pages.router)
     app.state.live_settings = live  # the live page's stream (native SSE or nchan); None: from the environment
     if settings.allowed_origins:

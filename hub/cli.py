@@ -69,9 +69,35 @@ def _run_until_signal(run: Callable[[asyncio.Event], object]) -> None:
     asyncio.run(main())
 
 
+def cmd_connect_erp(_: argparse.Namespace) -> int:
+    from connectors.erp.service import run_erp_connector
+    from connectors.erp.settings import ErpConnectorSettings
+
+    settings = load_settings(ErpConnectorSettings)
+    _run_until_signal(lambda stop: run_erp_connector(settings, stop))
+    return 0
+
+
+def cmd_erp_sim(args: argparse.Namespace) -> int:
+    from connectors.erp.dialects import prepare_erp
+    from connectors.erp.settings import ErpSimSettings
+    from connectors.erp.simulator import marketplace_vins, run_simulation
+
+    settings = load_settings(ErpSimSettings)
+    if prepare_erp(settings.dsn):
+        log.info("installed the ERP schema (stock_items, stock_changes, triggers) in %s", settings.dsn.url())
+    vins = [] if args.generated_vins else marketplace_vins(settings.database_url)
+    committed = run_simulation(settings.dsn, rate=args.rate, duration_s=args.duration, vins=vins, seed=args.seed,
+                               changes_per_txn=args.changes_per_txn)  # fmt: skip
+    log.info("erp-sim: %d changes committed", committed)
+    return 0
+
+
 def cmd_connect(args: argparse.Namespace, *, force_snapshot: bool = False) -> int:
+    if args.source == "erp":
+        return cmd_connect_erp(args)
     if args.source != "postgres":
-        log.error("unknown source %r: the connectors are: postgres", args.source)
+        log.error("unknown source %r: the connectors are: postgres, erp", args.source)
         return 2
     from connectors.postgres.service import run_connector_resilient
     from connectors.postgres.settings import PostgresConnectorSettings
@@ -140,6 +166,16 @@ def cmd_nchan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bids(args: argparse.Namespace) -> int:
+    from bidding.lifecycle import run_lifecycle, run_persister, run_scheduler
+    from bidding.settings import BidLifecycleSettings
+
+    settings = load_settings(BidLifecycleSettings)
+    run = {"persist": run_persister, "schedule": run_scheduler, "all": run_lifecycle}[args.role]
+    _run_until_signal(lambda stop: run(settings, stop))
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from hub.up import run_up
 
@@ -170,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo_data)
 
     connect = commands.add_parser("connect", help="run a source connector")
-    connect.add_argument("source", choices=["postgres"])
+    connect.add_argument("source", choices=["postgres", "erp"])
     connect.add_argument("--snapshot", action="store_true", help="take a new initial snapshot first")
     connect.set_defaults(handler=cmd_connect)
 
@@ -189,6 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for the worker to answer; without an answer and with its lock free, build alone",
     )
     reindex.set_defaults(handler=cmd_reindex)
+
+    bids = commands.add_parser(
+        "bids", help="live bidding's lifecycle: persist bids (Redis -> PostgreSQL + Kafka), open/close lots on time"
+    )
+    bids.add_argument("role", choices=["persist", "schedule", "all"], help="`all`: both in one process")
+    bids.set_defaults(handler=cmd_bids)
+
+    erp_sim = commands.add_parser("erp-sim", help="realistic ERP stock activity against the ERP (or stand-in) database")
+    erp_sim.add_argument("--rate", type=float, default=5.0, help="changes per second")
+    erp_sim.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
+    erp_sim.add_argument("--changes-per-txn", type=int, default=1)
+    erp_sim.add_argument("--seed", type=int, default=None)
+    erp_sim.add_argument("--generated-vins", action="store_true", help="do not stock the marketplace's VINs")
+    erp_sim.set_defaults(handler=cmd_erp_sim)
 
     api = commands.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default=None)

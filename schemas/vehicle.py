@@ -71,6 +71,7 @@ class VehicleDocument(BaseModel):
     auction_id: int | None = None
     auction_status: str | None = None
     auction_ends_at: str | None = None
+    bid_count: int | None = None  # accepted bids on the vehicle's current lot (streams/auction_bids.py)
     questions: list[Question] = Field(default_factory=list)
     inventory: dict[str, Any] | None = None
 
@@ -80,7 +81,9 @@ class VehicleDocument(BaseModel):
 
     @property
     def searchable(self) -> bool:
-        return not self.deleted and self.status in SEARCHABLE_STATUSES
+        # ERP status drives availability too: a car the ERP holds or sold leaves search (streams/erp_documents.py).
+        available = self.inventory is None or self.inventory.get("available") is not False
+        return not self.deleted and self.status in SEARCHABLE_STATUSES and available
 
     def is_newer(self, source: str, position: int) -> bool:
         """True when `position` of `source` has not been applied to this document yet."""

@@ -30,6 +30,7 @@ from faust.types import EventT, StreamT
 from connectors.search.port import SearchIndex
 from hub.topics import partition_for_key
 from schemas.debezium import InvalidChangeEvent, encode_key, key_schema
+from streams.auction_bids import decode_auction_bid
 from streams.batching import take_event_batches
 from streams.changes import (
     DealerChange,
@@ -47,6 +48,7 @@ from streams.changes import (
 )
 from streams.dead_letter import dead_letter_record
 from streams.dealers import DealerDirectory
+from streams.erp_agent import ErpWiring
 from streams.indexer import VehicleIndexer
 from streams.kafka_transport import broker_url
 from streams.metrics import WorkerMetrics
@@ -119,7 +121,14 @@ class IndexerApp:
             stream_buffer_maxsize=max(4096, settings.batch_max * 2),
         )
         self.app.search_index = index
-        self.vehicle_topics = self.app.topic(settings.change_topic("vehicles"), settings.vehicle_refresh_topic, **RAW)
+        self.erp = ErpWiring(self, RAW)  # ERP inventory: its own agent, refreshes into index_vehicles
+        self.vehicle_topics = self.app.topic(
+            settings.change_topic("vehicles"),
+            settings.vehicle_refresh_topic,
+            *self.erp.vehicle_topics,
+            settings.auction_bids_topic,
+            **RAW,
+        )
         self.dealer_topics = self.app.topic(settings.change_topic("dealers"), settings.dealer_links_topic, **RAW)
         self.refresh_topic = self.app.topic(settings.vehicle_refresh_topic, **RAW)
         self.links_topic = self.app.topic(settings.dealer_links_topic, **RAW)
@@ -190,8 +199,12 @@ class IndexerApp:
     # -- steps --------------------------------------------------------------------------------------
 
     def _decode_vehicle_event(self, event: EventT) -> list[VehicleOp]:
+        if self.erp.owns(event.message.topic):
+            return list(self.erp.decode_vehicle_event(event))
         if event.message.topic == self.settings.vehicle_refresh_topic:
             return list(decode_dealer_refreshes(event.value)) if event.value else []
+        if event.message.topic == self.settings.auction_bids_topic:
+            return [decode_auction_bid(event.value)]
         op = decode_vehicle_change(event.key, event.value)
         return [] if op is None else [op]
 
@@ -223,9 +236,11 @@ class IndexerApp:
                     await self._dead_letter(event, single_exc)
                     continue
                 await self._send_links(single.links)
+                await self.erp.send_vin_links(single.vin_links)
                 self.metrics.count("documents_written", single.written)
             return
         await self._send_links(result.links)
+        await self.erp.send_vin_links(result.vin_links)
         self.metrics.count("documents_written", result.written)
         self.metrics.count("stale_events_skipped", result.skipped)
         self.metrics.count("documents_truncated", result.truncated)

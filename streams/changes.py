@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import orjson
 
 from schemas.debezium import ChangeEvent, InvalidChangeEvent, Op, parse_change_value, parse_key
+from streams.auction_bids import AuctionUpdate
+from streams.erp_changes import InventoryRefresh
 
 T = TypeVar("T")
 
@@ -48,7 +50,7 @@ class DealerRefresh:
     position: int
 
 
-VehicleOp = VehicleUpsert | VehicleRemoval | VehiclesTruncated | DealerRefresh
+VehicleOp = VehicleUpsert | VehicleRemoval | VehiclesTruncated | DealerRefresh | InventoryRefresh | AuctionUpdate
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from connectors.search.port import SearchIndex, SearchIndexUnavailable
 from schemas.vehicle import VehicleDocument
+from streams.auction_bids import AuctionUpdate, apply_auction_update
 from streams.changes import (
     VEHICLES_SOURCE,
     DealerLink,
@@ -21,6 +22,8 @@ from streams.changes import (
     VehicleUpsert,
 )
 from streams.documents import Outcome, apply_dealer_refresh, apply_vehicle_removal, apply_vehicle_upsert
+from streams.erp_changes import InventoryRefresh, VinLink
+from streams.erp_documents import apply_inventory_refresh, follow_vehicle_vin
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class BatchResult:
     skipped: int = 0
     truncated: int = 0
     links: list[DealerLink] = field(default_factory=list)
+    vin_links: list[VinLink] = field(default_factory=list)  # ERP: vehicles that took or left a VIN
 
 
 class VehicleIndexer:
@@ -56,7 +60,7 @@ class VehicleIndexer:
 
     async def apply(self, ops: Sequence[VehicleOp]) -> BatchResult:
         result = BatchResult()
-        segment: list[VehicleUpsert | VehicleRemoval | DealerRefresh] = []
+        segment: list[VehicleUpsert | VehicleRemoval | DealerRefresh | InventoryRefresh | AuctionUpdate] = []
         for op in ops:
             if isinstance(op, VehiclesTruncated):
                 await self._apply_segment(segment, result)
@@ -73,7 +77,9 @@ class VehicleIndexer:
         return result
 
     async def _apply_segment(
-        self, ops: Sequence[VehicleUpsert | VehicleRemoval | DealerRefresh], result: BatchResult
+        self,
+        ops: Sequence[VehicleUpsert | VehicleRemoval | DealerRefresh | InventoryRefresh | AuctionUpdate],
+        result: BatchResult,
     ) -> None:
         if not ops:
             return
@@ -83,6 +89,8 @@ class VehicleIndexer:
         changed: dict[str, VehicleDocument] = {}
         for op in ops:
             outcome = self._apply(working.get(op.vehicle_id), op)
+            if isinstance(op, VehicleUpsert | VehicleRemoval):
+                outcome = follow_vehicle_vin(working.get(op.vehicle_id), op, outcome, result.vin_links)
             result.links.extend(outcome.links)
             if outcome.document is None:
                 result.skipped += 1
@@ -93,13 +101,21 @@ class VehicleIndexer:
             await self._retrying(partial(self.index.upsert, list(changed.values())))
             result.written += len(changed)
 
-    def _apply(self, current: VehicleDocument | None, op: VehicleUpsert | VehicleRemoval | DealerRefresh) -> Outcome:
+    def _apply(
+        self,
+        current: VehicleDocument | None,
+        op: VehicleUpsert | VehicleRemoval | DealerRefresh | InventoryRefresh | AuctionUpdate,
+    ) -> Outcome:
+        if isinstance(op, AuctionUpdate):
+            return Outcome(apply_auction_update(current, op))
         if isinstance(op, VehicleUpsert):
             dealer_id = op.row.get("dealer_id")
             known = self.known_dealers.get(int(dealer_id)) if isinstance(dealer_id, int) else None
             return apply_vehicle_upsert(current, op, known)
         if isinstance(op, VehicleRemoval):
             return apply_vehicle_removal(current, op)
+        if isinstance(op, InventoryRefresh):
+            return Outcome(apply_inventory_refresh(current, op))
         known = self.known_dealers.get(op.dealer_id)
         if known is None or known.position < op.position:
             self.known_dealers[op.dealer_id] = op

@@ -27,6 +27,7 @@ class WorkerSettings(KafkaSettings, IndexSettings):
     dead_letter_topic: str = "auction-hub.dead-letter"
     dealer_links_topic: str = "auction-hub.dealer-links"
     vehicle_refresh_topic: str = "auction-hub.vehicle-refresh"
+    auction_bids_topic: str = Field(default="auction.bids", description="Live bidding's records (bidding.persistence).")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     def change_topic(self, table: str) -> str:

@@ -22,6 +22,7 @@ def consumed_topics(settings: WorkerSettings) -> list[str]:
         settings.vehicle_refresh_topic,
         settings.dealer_links_topic,
         settings.dead_letter_topic,
+        settings.auction_bids_topic,
     ]
 
 
