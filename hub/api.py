@@ -25,6 +25,7 @@ from marketplace.api import cars as car_routes
 from marketplace.api import dealers as dealer_routes
 from marketplace.api import users as user_routes
 from marketplace.db import create_pool
+from moderation import api as moderation_routes
 from search_api.routes import router as search_router
 from search_api.service import VehicleSearchService
 from search_api.settings import ApiSettings
@@ -73,6 +74,8 @@ def create_app(
     app.include_router(dealer_routes.router)
     app.include_router(car_routes.router)
     app.include_router(auction_routes.router)
+    app.include_router(moderation_routes.router)
+    app.include_router(moderation_routes.moderation_router)
     app.include_router(bidding_routes.router)
     app.include_router(bidding_lifecycle_routes.router)
     app.include_router(web_pages.router)

@@ -121,6 +121,14 @@ def cmd_worker(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_moderation(_: argparse.Namespace) -> int:
+    from moderation.settings import ModerationSettings
+    from streams.moderation import run_moderation_worker
+
+    run_moderation_worker(load_settings(ModerationSettings))
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from hub.serve import serve_api
     from search_api.settings import ApiSettings
@@ -214,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_snapshot
     )
     commands.add_parser("worker", help="run the Faust stream worker (vehicle indexer)").set_defaults(handler=cmd_worker)
+    commands.add_parser(
+        "moderation", help="run the Q&A moderation worker (detectors, dead-letter retries)"
+    ).set_defaults(handler=cmd_moderation)
 
     reindex = commands.add_parser(
         "reindex", help="rebuild the search index from PostgreSQL while streaming goes on, then swap it in"

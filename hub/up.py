@@ -162,6 +162,7 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
     children = [
         ChildSpec("connector", _cli("connect", "postgres"), env),
         ChildSpec("worker", _cli("worker"), env),
+        ChildSpec("moderation", _cli("moderation"), env),  # Q&A verdicts and the dead-letter retries
         ChildSpec("api", _cli("api", "--host", settings.api_host, "--port", str(settings.api_port)), env),
         ChildSpec("bids", _cli("bids", "all"), env),  # bids to PostgreSQL and Kafka; lots opened/closed on time
     ]

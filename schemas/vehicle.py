@@ -27,6 +27,16 @@ class Question(BaseModel):
     text: str
     answer: str | None = None
     askedAt: str | None = None  # noqa: N815 - API field name from the seed
+    answeredAt: str | None = None  # noqa: N815
+
+
+class QnaEntry(BaseModel):
+    """Internal: the last change applied to one question or answer (text None: not visible)."""
+
+    question_id: int
+    text: str | None = None
+    at: str | None = None
+    position: int = -1
 
 
 class VehicleDocument(BaseModel):
@@ -73,6 +83,8 @@ class VehicleDocument(BaseModel):
     auction_ends_at: str | None = None
     bid_count: int | None = None  # accepted bids on the vehicle's current lot (streams/auction_bids.py)
     questions: list[Question] = Field(default_factory=list)
+    # Internal: moderated Q&A by "question:<id>" / "answer:<id>", with positions (streams/questions.py).
+    qna: dict[str, QnaEntry] = Field(default_factory=dict)
     inventory: dict[str, Any] | None = None
 
     positions: dict[str, int] = Field(default_factory=dict)

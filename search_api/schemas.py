@@ -7,7 +7,7 @@ from typing import Any
 from schemas.vehicle import VehicleDocument
 
 # Bookkeeping of the pipeline, not part of what a buyer sees.
-INTERNAL_FIELDS = {"positions", "deleted"}
+INTERNAL_FIELDS = {"positions", "deleted", "qna"}
 
 
 def vehicle_body(document: VehicleDocument) -> dict[str, Any]:

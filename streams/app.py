@@ -52,6 +52,7 @@ from streams.erp_agent import ErpWiring
 from streams.indexer import VehicleIndexer
 from streams.kafka_transport import broker_url
 from streams.metrics import WorkerMetrics
+from streams.questions import QnaWiring
 from streams.reindex import CHECK_INTERVAL_S, ReindexCoordinator
 from streams.settings import WorkerSettings
 
@@ -122,10 +123,12 @@ class IndexerApp:
         )
         self.app.search_index = index
         self.erp = ErpWiring(self, RAW)  # ERP inventory: its own agent, refreshes into index_vehicles
+        self.qna = QnaWiring(self, RAW)  # moderated Q&A: its own agent, updates into index_vehicles
         self.vehicle_topics = self.app.topic(
             settings.change_topic("vehicles"),
             settings.vehicle_refresh_topic,
             *self.erp.vehicle_topics,
+            *self.qna.vehicle_topics,
             settings.auction_bids_topic,
             **RAW,
         )
@@ -201,6 +204,8 @@ class IndexerApp:
     def _decode_vehicle_event(self, event: EventT) -> list[VehicleOp]:
         if self.erp.owns(event.message.topic):
             return list(self.erp.decode_vehicle_event(event))
+        if self.qna.owns(event.message.topic):
+            return list(self.qna.decode_vehicle_event(event))
         if event.message.topic == self.settings.vehicle_refresh_topic:
             return list(decode_dealer_refreshes(event.value)) if event.value else []
         if event.message.topic == self.settings.auction_bids_topic:

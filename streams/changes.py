@@ -11,6 +11,7 @@ import orjson
 from schemas.debezium import ChangeEvent, InvalidChangeEvent, Op, parse_change_value, parse_key
 from streams.auction_bids import AuctionUpdate
 from streams.erp_changes import InventoryRefresh
+from streams.questions import QnaUpdate
 
 T = TypeVar("T")
 
@@ -50,7 +51,9 @@ class DealerRefresh:
     position: int
 
 
-VehicleOp = VehicleUpsert | VehicleRemoval | VehiclesTruncated | DealerRefresh | InventoryRefresh | AuctionUpdate
+VehicleOp = (
+    VehicleUpsert | VehicleRemoval | VehiclesTruncated | DealerRefresh | InventoryRefresh | AuctionUpdate | QnaUpdate
+)
 
 
 @dataclass(frozen=True)

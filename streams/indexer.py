@@ -24,6 +24,7 @@ from streams.changes import (
 from streams.documents import Outcome, apply_dealer_refresh, apply_vehicle_removal, apply_vehicle_upsert
 from streams.erp_changes import InventoryRefresh, VinLink
 from streams.erp_documents import apply_inventory_refresh, follow_vehicle_vin
+from streams.questions import QnaUpdate, apply_qna_update
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,9 @@ class VehicleIndexer:
 
     async def apply(self, ops: Sequence[VehicleOp]) -> BatchResult:
         result = BatchResult()
-        segment: list[VehicleUpsert | VehicleRemoval | DealerRefresh | InventoryRefresh | AuctionUpdate] = []
+        segment: list[
+            VehicleUpsert | VehicleRemoval | DealerRefresh | InventoryRefresh | AuctionUpdate | QnaUpdate
+        ] = []
         for op in ops:
             if isinstance(op, VehiclesTruncated):
                 await self._apply_segment(segment, result)
@@ -78,7 +81,7 @@ class VehicleIndexer:
 
     async def _apply_segment(
         self,
-        ops: Sequence[VehicleUpsert | VehicleRemoval | DealerRefresh | InventoryRefresh | AuctionUpdate],
+        ops: Sequence[VehicleUpsert | VehicleRemoval | DealerRefresh | InventoryRefresh | AuctionUpdate | QnaUpdate],
         result: BatchResult,
     ) -> None:
         if not ops:
@@ -104,8 +107,10 @@ class VehicleIndexer:
     def _apply(
         self,
         current: VehicleDocument | None,
-        op: VehicleUpsert | VehicleRemoval | DealerRefresh | InventoryRefresh | AuctionUpdate,
+        op: VehicleUpsert | VehicleRemoval | DealerRefresh | InventoryRefresh | AuctionUpdate | QnaUpdate,
     ) -> Outcome:
+        if isinstance(op, QnaUpdate):
+            return Outcome(apply_qna_update(current, op))
         if isinstance(op, AuctionUpdate):
             return Outcome(apply_auction_update(current, op))
         if isinstance(op, VehicleUpsert):

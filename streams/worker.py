@@ -8,8 +8,10 @@ import logging
 import faust
 
 from connectors.search.factory import create_search_index
+from hub.settings import load_settings
 from hub.topics import ensure_topics
 from streams.app import IndexerApp
+from streams.questions import QnaStreamSettings
 from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,9 @@ def consumed_topics(settings: WorkerSettings) -> list[str]:
         settings.dealer_links_topic,
         settings.dead_letter_topic,
         settings.auction_bids_topic,
+        settings.change_topic("questions"),
+        settings.change_topic("answers"),
+        load_settings(QnaStreamSettings).qna_refresh_topic,
     ]
 
 
