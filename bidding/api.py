@@ -119,14 +119,14 @@ def lot_out(view: LotView) -> LotOut:
 # -- dependencies -------------------------------------------------------------------------------------------------
 
 
-def get_service(request: Request) -> BiddingService:
+async def get_service(request: Request) -> BiddingService:  # async: FastAPI runs a sync dependency in a thread
     service: BiddingService | None = getattr(request.app.state, "bidding_service", None)
     if service is None:
         raise ServiceUnavailable("bidding is not configured: it needs the marketplace database and Redis")
     return service
 
 
-def get_feed(request: Request, _: Annotated[BiddingService, Depends(get_service)]) -> FeedHub:
+async def get_feed(request: Request, _: Annotated[BiddingService, Depends(get_service)]) -> FeedHub:
     feed: FeedHub = request.app.state.feed_hub
     return feed
 
@@ -158,6 +158,7 @@ async def start_bidding(app: FastAPI, pool: AsyncConnectionPool[Connection], set
     hub = FeedHub(redis, feed)
     rate_limit = RateLimit(settings.bid_rate_limit, settings.bid_rate_window_s)
     app.state.bidding_service = BiddingService(pool, redis, BidEngine(redis), rate_limit)
+    app.state.auction_observer = app.state.bidding_service.follow_auction  # marketplace.auctions tells us changes
     app.state.feed_hub = hub
     await hub.start()
 

@@ -126,6 +126,8 @@ class BidEngine:
         self._retract: AsyncScript = redis.register_script(scripts.RETRACT)
         self._open: AsyncScript = redis.register_script(scripts.OPEN_DUE)
         self._close: AsyncScript = redis.register_script(scripts.CLOSE_IF_DUE)
+        self._reschedule: AsyncScript = redis.register_script(scripts.RESCHEDULE)
+        self._withdraw: AsyncScript = redis.register_script(scripts.WITHDRAW)
 
     @staticmethod
     def _keys(lot_id: int) -> list[str]:
@@ -193,6 +195,23 @@ class BidEngine:
             closed_at_ms=int(data["closed_at_ms"]),
             events=[_text(data["event_id"])],
         )
+
+    async def reschedule(self, lot_id: int, starts_at_ms: int, ends_at_ms: int, *, now_ms: int) -> bool:
+        """New times for a lot that has not opened (its auction was moved); False when it is open, closed or
+        unknown, or the times are unchanged. Pre-bids stay."""
+        if ends_at_ms <= starts_at_ms:
+            raise ValueError("the lot must end after it starts")
+        args = [str(starts_at_ms), str(ends_at_ms), str(now_ms)]
+        return bool(await self._reschedule(keys=self._keys(lot_id), args=args))
+
+    async def withdraw(self, lot_id: int, *, now_ms: int) -> bool:
+        """Close a lot whose auction was cancelled (outcome `withdrawn`, no result); False if already closed."""
+        return bool(await self._withdraw(keys=self._keys(lot_id), args=[str(now_ms)]))
+
+    async def forget(self, lot_id: int) -> None:
+        """Remove a lot that no longer exists in PostgreSQL (its auction's lots were replaced before any bid)."""
+        await self.redis.delete(*self._keys(lot_id))
+        await self.redis.srem(LOTS_KEY, str(lot_id))
 
     async def view(self, lot_id: int) -> LotView | None:
         """What any buyer may see of the lot, or None for an unknown lot."""

@@ -284,3 +284,33 @@ return cjson.encode({outcome = s.outcome, price = s.price, winner = s.leader, bi
   closed_at_ms = now, event_id = event_id})
 """
 )
+
+RESCHEDULE = (
+    _PRELUDE
+    + r"""
+-- KEYS: state, maxes, bidders, events, bids; ARGV: starts_at, ends_at, now
+-- The auction's dealer moved a scheduled auction: new start and end for a lot that has not opened yet.
+local starts_at, ends_at, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local s = load_state(KEYS[1])
+if s == nil or s.status ~= 'scheduled' or now >= s.starts_at then return false end
+if s.starts_at == starts_at and s.sched_end == ends_at then return false end
+s.starts_at, s.ends_at, s.sched_end = starts_at, ends_at, ends_at
+redis.call('HSET', KEYS[1], 'starts_at', fmt(starts_at), 'sched_end', fmt(ends_at))
+save_state(KEYS[1], s)
+return emit(KEYS[4], s, 'rescheduled', now, nil)
+"""
+)
+
+WITHDRAW = (
+    _PRELUDE
+    + r"""
+-- KEYS: state, maxes, bidders, events, bids; ARGV: now
+-- The auction was cancelled: the lot takes no more bids; viewers get a closed event with outcome withdrawn.
+local now = tonumber(ARGV[1])
+local s = load_state(KEYS[1])
+if s == nil or s.status == 'closed' then return false end
+s.status, s.outcome, s.closed_at = 'closed', 'withdrawn', now
+save_state(KEYS[1], s)
+return emit(KEYS[4], s, 'closed', now, 'withdrawn')
+"""
+)

@@ -5,8 +5,9 @@ PostgreSQL holds money as numeric dollars; the engine holds integer cents. Conve
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -25,6 +26,8 @@ from hub.errors import AppError, Conflict, Forbidden, InvalidParameter, NotFound
 from marketplace.accounts import CurrentUser
 from marketplace.auction_store import EFFECTIVE_STATUS
 from marketplace.db import Connection, transaction
+
+log = logging.getLogger(__name__)
 
 BIDDER_ROLES = ("buyer", "dealer")  # dealers buy from other dealers; never on their own lots (engine: OWN_LOT)
 AUCTION_CURRENCY = "USD"  # the marketplace schema prices every auction in US dollars
@@ -145,6 +148,32 @@ class BiddingService:
         except ValueError as exc:
             raise Conflict(f"lot {lot_id} cannot take bids: {exc}") from exc
         return rules
+
+    async def sync_auction(self, auction_id: int, removed_lot_ids: Sequence[int] = ()) -> None:
+        """Bring the armed lots of an auction in line with PostgreSQL after its dealer changed it: new times for
+        lots not yet open, a cancelled auction's lots withdrawn, lots that were replaced forgotten. Lots never
+        armed need nothing: they are armed from PostgreSQL on first use."""
+        now_ms = int(time.time() * 1000)
+        for lot_id in removed_lot_ids:
+            await self.engine.forget(lot_id)
+        async with transaction(self.pool) as conn:
+            rows = [await lot_rules_row(conn, int(row["id"])) for row in await auction_lot_rows(conn, auction_id)]
+        for row in rows:
+            if row is None or await self.engine.view(int(row["id"])) is None:
+                continue
+            if row["auction_status"] == "cancelled" or row["lot_status"] == "withdrawn":
+                await self.engine.withdraw(int(row["id"]), now_ms=now_ms)
+            else:
+                rules = rules_from_row(row)
+                await self.engine.reschedule(rules.lot_id, rules.starts_at_ms, rules.ends_at_ms, now_ms=now_ms)
+
+    async def follow_auction(self, auction_id: int, removed_lot_ids: Sequence[int]) -> None:
+        """`sync_auction` for the write path: the change is committed already, so an unreachable Redis is logged,
+        not raised (a lot not armed yet is armed from PostgreSQL later anyway)."""
+        try:
+            await self.sync_auction(auction_id, removed_lot_ids)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("auction %d changed but live bidding could not follow (Redis: %s)", auction_id, exc)
 
     async def view(self, lot_id: int) -> LotView:
         async with redis_available():

@@ -7,6 +7,7 @@ auction has the status `in_auction` (search shows it so); deleting or cancelling
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +24,10 @@ from marketplace.db import Connection, transaction
 MAX_LEAD_TIME = timedelta(days=365)
 MAX_DURATION = timedelta(days=30)
 DEFAULT_INCREMENTS: tuple[tuple[Decimal, Decimal], ...] = ((Decimal(0), Decimal(100)),)
+
+# Told after a committed change of an auction (its id and the ids of lots that no longer exist), so live bidding
+# can follow: new times, withdrawn or forgotten lots. The write path never waits on it to decide anything.
+AuctionObserver = Callable[[int, Sequence[int]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,9 @@ class AuctionView:
 
 
 class Auctions:
-    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Connection], observer: AuctionObserver | None = None) -> None:
         self.pool = pool
+        self.observer = observer
 
     # -- reading --------------------------------------------------------------------------------------
 
@@ -116,14 +122,17 @@ class Auctions:
             ends_at = changes.get("ends_at", auction["ends_at"])
             if "starts_at" in changes or "ends_at" in changes:
                 _check_schedule(starts_at, ends_at, now, start_changed="starts_at" in changes)
+            removed: list[int] = []
             if lots is not None:
                 if await auction_store.bid_total(conn, auction_id):
                     raise Conflict(f"auction {auction_id} has bids; its lots can no longer change")
+                removed = [int(lot["id"]) for lot in await auction_store.lots_of(conn, auction_id)]
                 released = await auction_store.remove_lots(conn, auction_id)
                 await auction_store.set_vehicles_status(conn, released, old="in_auction", new="active")
                 await self._claim_vehicles(conn, int(auction["dealer_id"]), lots, except_auction=auction_id)
                 await auction_store.insert_lots(conn, auction_id, [asdict(lot) for lot in lots])
             await auction_store.update_auction(conn, auction_id, changes)
+        await self._notify(auction_id, removed)
 
     async def delete(self, actor: CurrentUser, auction_id: int) -> None:
         async with transaction(self.pool) as conn:
@@ -131,9 +140,11 @@ class Auctions:
             bids = await auction_store.bid_total(conn, auction_id)
             if bids:
                 raise Conflict(f"auction {auction_id} has {bids} bids and cannot be deleted; cancel it instead")
+            removed = [int(lot["id"]) for lot in await auction_store.lots_of(conn, auction_id)]
             released = await auction_store.remove_lots(conn, auction_id)
             await auction_store.set_vehicles_status(conn, released, old="in_auction", new="active")
             await auction_store.delete_auction(conn, auction_id)
+        await self._notify(auction_id, removed)
 
     async def cancel(self, actor: CurrentUser, auction_id: int) -> None:
         async with transaction(self.pool) as conn:
@@ -143,8 +154,13 @@ class Auctions:
             released = await auction_store.withdraw_lots(conn, auction_id)
             await auction_store.set_vehicles_status(conn, released, old="in_auction", new="active")
             await auction_store.update_auction(conn, auction_id, {"status": "cancelled"})
+        await self._notify(auction_id, ())
 
     # -- helpers --------------------------------------------------------------------------------------
+
+    async def _notify(self, auction_id: int, removed_lot_ids: Sequence[int]) -> None:
+        if self.observer is not None:
+            await self.observer(auction_id, removed_lot_ids)
 
     @staticmethod
     async def _auction(conn: Connection, auction_id: int, *, for_update: bool = False) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from marketplace.accounts import CurrentUser
@@ -17,8 +17,9 @@ from marketplace.auctions import AuctionDraft, Auctions, AuctionView, LotDraft
 router = APIRouter(prefix="/api/v1/auctions", tags=["auctions"])
 
 
-def get_auctions(pool: PoolDep) -> Auctions:
-    return Auctions(pool)
+def get_auctions(pool: PoolDep, request: Request) -> Auctions:
+    # Live bidding (when the app runs it) follows every committed change of an auction.
+    return Auctions(pool, getattr(request.app.state, "auction_observer", None))
 
 
 AuctionsDep = Annotated[Auctions, Depends(get_auctions)]
