@@ -67,8 +67,8 @@ async def audit(
 async def _update(
     conn: Connection, kind: Kind, item_id: int, assignments: str, params: dict[str, Any], condition: str
 ) -> dict[str, Any] | None:
-    query = sql.SQL("UPDATE {} SET {}, updated_at = now() WHERE id = %(id)s AND {} RETURNING {}").format(
-        _table(kind), sql.SQL(assignments), sql.SQL(condition), sql.SQL(_columns(kind))
+    query = sql.SQL("UPDATE {} SET {}, updated_at = now() WHERE id = %(id)s AND {} RETURNING {}, {} AS kind").format(
+        _table(kind), sql.SQL(assignments), sql.SQL(condition), sql.SQL(_columns(kind)), sql.Literal(kind)
     )
     cursor = await conn.execute(query, {**params, "id": item_id})
     return await cursor.fetchone()
