@@ -130,15 +130,20 @@ async def dealer_auctions(
     return rows, total
 
 
-# One query over the data of record: nothing is a stored counter. A lot's sale price is its winning
-# (current) bid once the lot is `sold`; a car is sold when its row says so or one of its lots sold.
+# One query over the data of record: nothing is a stored counter. A lot's sale price is what its result says it
+# sold for (the seller may have accepted an "if bid" or a counter-offer), else its winning (current) bid once the
+# lot is `sold`; a car is sold when its row says so or one of its lots sold.
 STATISTICS_SQL = """
-WITH sold_lots AS (
-    SELECT l.vehicle_id, l.current_bid, v.asking_price
-    FROM auction_lots l
-    JOIN auctions a ON a.id = l.auction_id
+WITH dealer_lots AS (
+    SELECT l.id, l.vehicle_id, l.status, l.current_bid
+    FROM auction_lots l JOIN auctions a ON a.id = l.auction_id
+    WHERE a.dealer_id = %(dealer_id)s
+), sold_lots AS (
+    SELECT l.vehicle_id, coalesce(r.final_price, l.current_bid) AS sale_price, v.asking_price
+    FROM dealer_lots l
     JOIN vehicles v ON v.id = l.vehicle_id
-    WHERE a.dealer_id = %(dealer_id)s AND l.status = 'sold' AND l.current_bid IS NOT NULL
+    LEFT JOIN lot_results r ON r.lot_id = l.id
+    WHERE l.status = 'sold' AND coalesce(r.final_price, l.current_bid) IS NOT NULL
 )
 SELECT
     (SELECT count(*) FROM auctions WHERE dealer_id = %(dealer_id)s) AS total_auctions,
@@ -147,12 +152,14 @@ SELECT
     (SELECT count(*) FROM vehicles v WHERE v.dealer_id = %(dealer_id)s
         AND (v.status = 'sold' OR v.id IN (SELECT vehicle_id FROM sold_lots))) AS cars_sold,
     (SELECT count(*) FROM sold_lots) AS lots_sold,
-    (SELECT count(*) FROM bids b JOIN auction_lots l ON l.id = b.lot_id JOIN auctions a ON a.id = l.auction_id
-        WHERE a.dealer_id = %(dealer_id)s) AS total_bids,
-    (SELECT coalesce(sum(current_bid), 0) FROM sold_lots) AS earnings,
-    (SELECT round(avg(current_bid), 2) FROM sold_lots) AS average_sale_price,
+    (SELECT count(*) FROM dealer_lots WHERE status = 'unsold') AS lots_unsold,
+    (SELECT count(*) FROM lot_results r JOIN dealer_lots l ON l.id = r.lot_id
+        WHERE r.status IN ('pending_seller', 'countered')) AS lots_awaiting_decision,
+    (SELECT count(*) FROM bids b JOIN dealer_lots l ON l.id = b.lot_id) AS total_bids,
+    (SELECT coalesce(sum(sale_price), 0) FROM sold_lots) AS earnings,
+    (SELECT round(avg(sale_price), 2) FROM sold_lots) AS average_sale_price,
     (SELECT round(avg(asking_price), 2) FROM sold_lots) AS average_asking_price,
-    (SELECT round(sum(current_bid) / nullif(sum(asking_price), 0), 4) FROM sold_lots) AS sale_to_asking_ratio
+    (SELECT round(sum(sale_price) / nullif(sum(asking_price), 0), 4) FROM sold_lots) AS sale_to_asking_ratio
 """
 
 

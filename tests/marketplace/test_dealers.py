@@ -241,7 +241,8 @@ async def test_statistics_are_computed_from_auctions_lots_and_bids(
     empty = (await client.get(url, headers=owner.headers)).json()["data"]
     assert empty == {
         "dealer_id": dealer_id, "total_auctions": 0, "live_auctions": 0, "cars_listed": 0, "cars_sold": 0,
-        "lots_sold": 0, "total_bids": 0, "earnings": 0.0, "average_sale_price": None, "average_asking_price": None,
+        "lots_sold": 0, "lots_unsold": 0, "lots_awaiting_decision": 0, "total_bids": 0, "earnings": 0.0,
+        "average_sale_price": None, "average_asking_price": None,
         "sale_to_asking_ratio": None,
     }  # fmt: skip
 
@@ -274,6 +275,8 @@ async def test_statistics_are_computed_from_auctions_lots_and_bids(
         "cars_listed": 6,  # v1, v2, v3, v4, v5, the draft; not the deleted one
         "cars_sold": 4,  # v1 and v2 (lots sold), v4 and the deleted one (rows say sold)
         "lots_sold": 2,
+        "lots_unsold": 1,  # lot3
+        "lots_awaiting_decision": 0,
         "total_bids": 4,
         "earnings": 48000.0,  # 21,000 + 27,000
         "average_sale_price": 24000.0,  # 48,000 / 2
@@ -288,6 +291,25 @@ async def test_statistics_are_computed_from_auctions_lots_and_bids(
     assert after["average_sale_price"] == 20000.0
     assert after["average_asking_price"] == pytest.approx(21666.67)
     assert after["sale_to_asking_ratio"] == pytest.approx(0.9231)
+    assert after["lots_unsold"] == 0
+
+    # Closed below the reserve: the lot waits for the dealer ("if bid"), then sells at the price agreed.
+    v6 = insert_vehicle(db, dealer_id, "10000.00", "in_auction")
+    lot6 = insert_lot(db, a2, v6, 2, "if_bid", "9000.00")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO lot_results (lot_id, auction_id, outcome, high_bid, high_bidder_id, bid_count, closed_at, "
+            "status) VALUES (%s, %s, 'if_bid', 9000, %s, 1, now(), 'pending_seller')",
+            (lot6, a2, bidder.id),
+        )
+    waiting = (await client.get(url, headers=owner.headers)).json()["data"]
+    assert (waiting["lots_awaiting_decision"], waiting["lots_sold"], waiting["earnings"]) == (1, 3, 60000.0)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE lot_results SET status = 'sold', final_price = 9500 WHERE lot_id = %s", (lot6,))
+        conn.execute("UPDATE auction_lots SET status = 'sold' WHERE id = %s", (lot6,))
+    agreed = (await client.get(url, headers=owner.headers)).json()["data"]
+    assert (agreed["lots_awaiting_decision"], agreed["lots_sold"]) == (0, 4)
+    assert agreed["earnings"] == 69500.0  # the counter-offer's 9,500, not the 9,000 high bid
 
     rival_view = await client.get(url, headers=rival.headers)
     assert rival_view.status_code == 403
