@@ -60,15 +60,25 @@ def normalise(text: str) -> str:
     return _ALLOW.sub(" ", " ".join(words))
 
 
+def _single(word: str) -> str:
+    return re.sub(r"(.)\1+", r"\1", word)
+
+
+_SINGLE_ROOTS: Final = tuple(_single(root) for root in ROOTS)
+_SINGLE_WORDS: Final = frozenset(_single(word) for word in WORDS if len(_single(word)) > 3)
+
+
 def _variants(word: str) -> set[str]:
-    single = re.sub(r"(.)\1+", r"\1", word)
-    return {word, single, word.replace("*", "u"), word.replace("*", "i"), word.replace("*", "")}
+    starred = {word.replace("*", vowel) for vowel in "aeiou"} | {word.replace("*", "")} if "*" in word else {word}
+    return starred | {_single(w) for w in starred}
 
 
 def lexicon_hit(normalised: str) -> bool:
     for word in normalised.split():
         for variant in _variants(word):
-            if variant in WORDS or any(root in variant for root in ROOTS):
+            if variant in WORDS or variant in _SINGLE_WORDS or any(root in variant for root in ROOTS):
+                return True
+            if any(root in variant for root in _SINGLE_ROOTS):
                 return True
     return False
 
