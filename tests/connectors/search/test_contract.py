@@ -403,7 +403,6 @@ async def test_auction_end_sorts_with_ties_by_id_and_missing_last(showroom: Sear
     assert [hit.id for hit in descending.hits] == ["3", "6", "4", "1", "2", "5", "7", "8"]
 
 
-@pytest.mark.tantivy_pending("relevance ties are not ordered by id yet")
 async def test_relevance_ties_run_by_id(showroom: SearchIndex) -> None:
     result = await showroom.search(SearchQuery(filters={"state": ["TX"]}))
     assert [hit.id for hit in result.hits] == ["1", "2", "3", "7", "8"]
