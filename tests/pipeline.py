@@ -118,6 +118,10 @@ def worker_env(bootstrap: str, index_path: Path, *, prefix: str | None = None, *
         "AUCTION_HUB_DEAD_LETTER_TOPIC": f"{prefix}.dead-letter",
         "AUCTION_HUB_DEALER_LINKS_TOPIC": f"{prefix}.dealer-links",
         "AUCTION_HUB_VEHICLE_REFRESH_TOPIC": f"{prefix}.vehicle-refresh",
+        "AUCTION_HUB_QNA_REFRESH_TOPIC": f"{prefix}.qna-refresh",
+        "AUCTION_HUB_MODERATION_APP_ID": f"moderation-{run}",
+        "AUCTION_HUB_MODERATION_DEAD_LETTER_TOPIC": f"{prefix}.moderation-dead-letter",
+        "AUCTION_HUB_MODERATION_METRICS_PORT": str(free_port()),
         "AUCTION_HUB_METRICS_PORT": str(free_port()),
         "AUCTION_HUB_SESSION_TIMEOUT_S": "6",
     }
