@@ -46,6 +46,7 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "deploy" / "nchan" / "nginx.con
 LEASE_KEY = "nchan:publisher"
 SUBSCRIBER_PATH = "/nchan/lots"
 _EVENTS_KEY = re.compile(r"^\{lot:(\d+)\}:events$")
+_STATE_KEY = re.compile(r"^\{lot:(\d+)\}:state$")
 _PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
 
 
@@ -211,6 +212,10 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _stream(value: Any) -> StreamId:
+    return parse_stream_id(_text(value))
+
+
 @dataclass
 class PublisherStats:
     published: int = 0
@@ -229,6 +234,7 @@ class NchanPublisher:
     lease_ms: int = 10_000
     batch: int = 500
     cursors: dict[int, StreamId] = field(default_factory=dict)
+    finished: set[int] = field(default_factory=set)  # closed lots nchan has every event of
     stats: PublisherStats = field(default_factory=PublisherStats)
     token: str = field(default_factory=lambda: secrets.token_hex(8))
     _lease_until: float = 0.0
@@ -257,26 +263,36 @@ class NchanPublisher:
         self._lease_until = 0.0
 
     async def discover(self) -> list[int]:
-        """Lots whose event stream appeared since the last look; each starts where nchan's copy ends."""
+        """Lots armed since the last look (their event stream may not exist yet: XREAD waits for it to appear)."""
         found: list[int] = []
-        async for key in self.redis.scan_iter(match="{lot:*}:events", count=1000, _type="stream"):
-            matched = _EVENTS_KEY.match(_text(key))
-            if matched and int(matched.group(1)) not in self.cursors:
-                found.append(int(matched.group(1)))
+        async for key in self.redis.scan_iter(match="{lot:*}:state", count=1000):
+            matched = _STATE_KEY.match(_text(key))
+            if matched and (lot_id := int(matched.group(1))) not in self.cursors and lot_id not in self.finished:
+                found.append(lot_id)
         for lot_id in found:
-            self.cursors[lot_id] = await self._start_position(lot_id)
+            position = await self._start_position(lot_id)
+            if position is None:
+                self.finished.add(lot_id)
+            else:
+                self.cursors[lot_id] = position
         self.stats.lots = len(self.cursors)
         return found
 
-    async def _start_position(self, lot_id: int) -> StreamId:
+    async def _start_position(self, lot_id: int) -> StreamId | None:
+        """Where nchan's copy of the lot ends; None for a closed lot whose every event nchan already has."""
         saved = await self.redis.get(published_key(lot_id))
         if saved is not None:
-            return parse_stream_id(_text(saved))
+            position = parse_stream_id(_text(saved))
+            status = await self.redis.hget(lot_key(lot_id, "state"), "status")
+            newest: Any = await self.redis.xrevrange(events_key(lot_id), count=1)
+            if status is not None and _text(status) == "closed" and (not newest or _stream(newest[0][0]) <= position):
+                return None
+            return position
         # Never published: nchan could only keep the newest `buffer_length` entries anyway.
-        newest: Any = await self.redis.xrevrange(events_key(lot_id), count=self.buffer_length + 1)
-        if len(newest) <= self.buffer_length:
+        tail: Any = await self.redis.xrevrange(events_key(lot_id), count=self.buffer_length + 1)
+        if len(tail) <= self.buffer_length:
             return (0, 0)
-        return parse_stream_id(_text(newest[-1][0]))
+        return _stream(tail[-1][0])
 
     async def publish_once(self, block_ms: int) -> int:
         """One XREAD over every known lot, each entry posted once; then the positions are saved."""
@@ -295,8 +311,12 @@ class NchanPublisher:
                 for raw_id, raw_fields in entries:
                     event, body = message_of(lot_id, raw_id, raw_fields)
                     await self.port.publish(lot_id, event, body)
-                    advanced[lot_id] = self.cursors[lot_id] = parse_stream_id(_text(raw_id))
+                    advanced[lot_id] = self.cursors[lot_id] = _stream(raw_id)
                     self.stats.published += 1
+                    if event == "closed":  # nothing follows a close: stop reading the lot
+                        self.cursors.pop(lot_id, None)
+                        self.finished.add(lot_id)
+                        break
         finally:
             if advanced:
                 async with self.redis.pipeline(transaction=False) as pipe:

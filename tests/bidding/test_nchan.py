@@ -17,7 +17,7 @@ import pytest
 import redis as sync_redis
 import redis.asyncio as aioredis
 
-from bidding.engine import events_key
+from bidding.engine import events_key, lot_key
 from bidding.nchan import (
     SUBSCRIBER_PATH,
     NchanHttp,
@@ -64,9 +64,12 @@ def nchan_settings(api_url: str, **overrides: Any) -> NchanSettings:
 
 @pytest.fixture(scope="module")
 def nginx(api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxProcess]:
-    server = NginxProcess(nchan_settings(api.base_url), tmp_path_factory.mktemp("nchan")).start()
+    prefix = tmp_path_factory.mktemp("nchan")
+    server = NginxProcess(nchan_settings(api.base_url), prefix).start()
     yield server
     server.stop()
+    log = (prefix / "error.log").read_text()
+    assert "exited on signal" not in log, log[-3000:]  # a worker crash drops subscribers silently
 
 
 @pytest.fixture
@@ -186,10 +189,12 @@ async def test_a_bid_reaches_nchan_subscribers(
         assert only.data["lotId"] == lots[1]
         await everything.nothing_more(0.5)
 
-    # A new subscriber first gets each lot's newest message: the lot's state.
+    # A new subscriber without Last-Event-ID gets what is published after it connected, not the history.
     async with subscribe(nginx, [lots[0]]) as late:
-        first = await late.next()
-        assert first.data["eventId"] == stream_ids(api, lots[0])[-1]
+        await late.nothing_more(0.3)
+        await bid(market, buyer, lots[0], 14_000)
+        assert (await late.next()).data["eventId"] == stream_ids(api, lots[0])[-1]
+        await late.nothing_more(0.3)
 
     # The live page is served through the same nginx (proxied to the API).
     page = await market.client.get(f"/live/auctions/{auction['id']}")
@@ -278,3 +283,42 @@ def test_a_message_is_the_native_event_plus_its_stream_position() -> None:
         "leader": 2,
         "eventId": "7:1732480000000-1",
     }
+
+
+class RecordingPort:
+    """nchan's publisher location, recorded (the publisher's logic against real Redis, without nginx)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[int, str, dict[str, Any]]] = []
+
+    async def publish(self, lot_id: int, event: str, body: bytes) -> None:
+        self.messages.append((lot_id, event, json.loads(body)))
+
+
+async def test_armed_lots_are_watched_before_their_first_event_and_closed_ones_dropped(
+    redis_client: aioredis.Redis,
+) -> None:
+    lot = 987_001
+    await redis_client.delete(events_key(lot), published_key(lot), lot_key(lot, "state"))
+    await redis_client.hset(lot_key(lot, "state"), mapping={"status": "open", "lot_id": str(lot)})
+    port = RecordingPort()
+    publisher = NchanPublisher(redis_client, port)
+    assert lot in await publisher.discover()  # armed, no event stream yet
+    reading = asyncio.create_task(publisher.publish_once(block_ms=5000))
+    await asyncio.sleep(0.1)
+    added = await redis_client.xadd(events_key(lot), {"type": "price", "lot_id": str(lot), "price": "100"})
+    first = added.decode() if isinstance(added, bytes) else added
+    assert await asyncio.wait_for(reading, 5) == 1  # the blocked XREAD woke on the new stream
+    body = {"type": "price", "lotId": lot, "currentPrice": 1.0, "eventId": f"{lot}:{first}"}
+    assert port.messages == [(lot, "price", body)]
+
+    await redis_client.xadd(events_key(lot), {"type": "closed", "lot_id": str(lot), "outcome": "sold"})
+    await redis_client.hset(lot_key(lot, "state"), "status", "closed")
+    assert await publisher.publish_once(block_ms=100) == 1
+    assert lot not in publisher.cursors
+    assert lot in publisher.finished
+    # A new publisher (a restart) does not watch the closed lot again: nchan has all of it.
+    again = NchanPublisher(redis_client, RecordingPort())
+    assert lot in await again.discover()
+    assert lot in again.finished
+    assert lot not in again.cursors

@@ -76,15 +76,23 @@
     });
     // `resync`: the native feed dropped a slow connection; EventSource reconnects with Last-Event-ID by itself.
     source.addEventListener("resync", function () { statusText.textContent = "catching up…"; });
-    source.onopen = function () { statusText.textContent = "live"; statusText.className = ""; };
+    let loaded = false;
+    source.onopen = function () {
+      statusText.textContent = "live";
+      statusText.className = "";
+      if (!loaded) { loaded = true; loadViews(); }
+    };
     source.onerror = function () { statusText.textContent = "reconnecting…"; statusText.className = "offline"; };
   }
-  // The lot's state now (nchan's first message per lot also carries it; whichever is newer stays).
-  lots.forEach(function (lot) {
-    fetch("/api/v1/lots/" + lot).then(function (r) { return r.ok ? r.json() : null; }).then(function (view) {
-      if (view && !applied.has(lot)) show(lot, "snapshot", view);
-    }).catch(function () {});
-  });
+  // The lots' state now, read once the stream is open (events from then on arrive on it); a view loses to any
+  // event already shown.
+  function loadViews() {
+    lots.forEach(function (lot) {
+      fetch("/api/v1/lots/" + lot).then(function (r) { return r.ok ? r.json() : null; }).then(function (view) {
+        if (view && !applied.has(lot)) show(lot, "snapshot", view);
+      }).catch(function () {});
+    });
+  }
   connect();
   setInterval(function () { lots.forEach(countdown); }, 1000);
 })();
