@@ -4,7 +4,6 @@ while it waits to retry a failed item loses nothing."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.api import create_app
-from hub.broker import EmbeddedBroker, free_port
+from hub.broker import EmbeddedBroker
 from marketplace.migrate import apply_migrations
 from search_api.settings import ApiSettings
 from tests.marketplace.api_client import JWT_SECRET, PASSWORD
@@ -87,14 +86,8 @@ def hub(database_factory: Any, kafka_broker: EmbeddedBroker, tmp_path_factory: A
     apply_migrations(database_url)
     listing = create_listing(database_url)
     workdir = tmp_path_factory.mktemp("moderation_e2e")
-    run = uuid.uuid4().hex[:8]
+    # Its own topics, Q&A refresh topic, moderation group and dead-letter topic (tests/pipeline.py).
     env = pipeline_env(kafka_broker.bootstrap_servers, workdir, database_url)
-    env.update(
-        AUCTION_HUB_QNA_REFRESH_TOPIC=f"{env['AUCTION_HUB_TOPIC_PREFIX']}.qna-refresh",
-        AUCTION_HUB_MODERATION_APP_ID=f"moderation-{run}",
-        AUCTION_HUB_MODERATION_DEAD_LETTER_TOPIC=f"{env['AUCTION_HUB_TOPIC_PREFIX']}.moderation-dead-letter",
-        AUCTION_HUB_MODERATION_METRICS_PORT=str(free_port()),
-    )
     connector = HubProcess(["connect", "postgres"], env, workdir / "connector.log")
     worker = HubProcess(["worker"], env, workdir / "worker.log")
     settings = ApiSettings(
@@ -173,3 +166,42 @@ def test_a_worker_killed_while_waiting_to_retry_loses_nothing(hub: Hub) -> None:
         assert moderation_metrics(healthy).get("auction_hub_moderation_retries_recovered_total") == 1
     finally:
         healthy.stop()
+
+
+def test_three_failures_reach_the_moderators_queue_and_a_hang_times_out(hub: Hub) -> None:
+    failing = hub.moderation_worker("failing", AUCTION_HUB_FAULT_INJECTION="error:3", AUCTION_HUB_RETRY_BACKOFF_S="0.5")
+    try:
+        wait_for_moderation_ready(failing)
+        item = hub.ask("Does the sunroof leak?")
+        wait_until(lambda: hub.row(item)["flagged"], timeout=60, what="the item flagged after three failures")
+        row = hub.row(item)
+        assert (row["status"], row["attempts"], row["review_reason"]) == ("pending_review", 3, "moderation_failed")
+        counters = moderation_metrics(failing)
+        assert counters["auction_hub_moderation_dead_lettered_total"] == 2
+        assert counters["auction_hub_moderation_flagged_after_failures_total"] == 1
+    finally:
+        failing.stop()
+    queue = hub.client.get("/api/v1/moderation/queue", params={"reason": "moderation_failed"},
+                           headers=hub.headers["mod"]).json()["data"]  # fmt: skip
+    assert [entry["item_id"] for entry in queue] == [item]
+    approved = hub.client.post(f"/api/v1/moderation/items/question-{item}/approve", json={"note": "fine"},
+                               headers=hub.headers["mod"])  # fmt: skip
+    assert approved.status_code == 200
+    wait_until(lambda: "Does the sunroof leak?" in [q["text"] for q in hub.questions()], timeout=60,
+               what="the question a moderator approved")  # fmt: skip
+
+    fast = {"AUCTION_HUB_DETECTOR_TIMEOUT_S": "0.5", "AUCTION_HUB_RETRY_BACKOFF_S": "0.5"}
+    hanging = hub.moderation_worker("hanging", AUCTION_HUB_FAULT_INJECTION="hang:1", **fast)
+    try:
+        wait_for_moderation_ready(hanging)
+        item = hub.ask("Is the third row usable for adults?")
+        wait_until(lambda: hub.row(item)["status"] == "approved", timeout=60, what="the retry after the timeout")
+        assert hub.row(item)["attempts"] == 1
+        with psycopg.connect(hub.database_url) as conn:
+            notes = conn.execute("SELECT action, note FROM moderation_audit WHERE item_kind = 'question' AND "
+                                 "item_id = %s ORDER BY id", (item,)).fetchall()  # fmt: skip
+        assert [action for action, _ in notes] == ["moderation_failed", "verdict"]
+        assert "timed out after 0.5s" in notes[0][1]
+        assert moderation_metrics(hanging)["auction_hub_moderation_detector_timeouts_total"] == 1
+    finally:
+        hanging.stop()
