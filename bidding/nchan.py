@@ -28,11 +28,12 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-import httpx
 from redis.asyncio import Redis
 
 from bidding.engine import events_key, lot_key
@@ -177,26 +178,74 @@ class NginxProcess:
 # -- publishing ---------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Message:
+    lot_id: int
+    event: str
+    body: bytes
+
+
 class NchanPort(Protocol):
-    async def publish(self, lot_id: int, event: str, body: bytes) -> None:
-        """Hand one message to nchan's channel of the lot; raises when nchan did not take it."""
+    async def publish(self, messages: Sequence[Message]) -> int:
+        """Hand messages to nchan in order; how many it took (a prefix). Raises when it took none."""
+
+
+class PublishError(RuntimeError):
+    pass
 
 
 class NchanHttp:
-    """nchan's HTTP publisher location over one keep-alive connection."""
+    """nchan's publisher location over one keep-alive HTTP/1.1 connection, a batch pipelined in one write.
+
+    Hand-rolled on asyncio streams: one loopback endpoint, fixed requests, Content-Length replies; httpx spends
+    about half a millisecond of CPU per post, which is most of the publisher's cost during a sale.
+    """
 
     def __init__(self, publisher_url: str, timeout_s: float = 5.0) -> None:
-        limits = httpx.Limits(max_connections=4, max_keepalive_connections=4)
-        self.client = httpx.AsyncClient(base_url=publisher_url, timeout=timeout_s, limits=limits)
+        parts = urlsplit(publisher_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.timeout_s = timeout_s
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
-    async def publish(self, lot_id: int, event: str, body: bytes) -> None:
-        headers = {"X-EventSource-Event": event, "Content-Type": "application/json", "Accept": "text/json"}
-        response = await self.client.post(f"/pub/lot/{lot_id}", content=body, headers=headers)
-        if response.status_code not in (200, 201, 202):
-            raise RuntimeError(f"nchan refused lot {lot_id}'s {event}: HTTP {response.status_code}")
+    async def publish(self, messages: Sequence[Message]) -> int:
+        try:
+            return await asyncio.wait_for(self._publish(messages), self.timeout_s)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+            await self.aclose()  # the connection's state is unknown: the next batch opens a new one
+            raise PublishError(f"nchan publisher {self.host}:{self.port}: {exc!r}") from exc
+
+    async def _publish(self, messages: Sequence[Message]) -> int:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._streams
+        writer.write(
+            b"".join(
+                b"POST /pub/lot/%d HTTP/1.1\r\nHost: nchan\r\nX-EventSource-Event: %s\r\n"
+                b"Content-Type: application/json\r\nAccept: text/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (message.lot_id, message.event.encode(), len(message.body), message.body)
+                for message in messages
+            )
+        )
+        await writer.drain()
+        taken = 0
+        for message in messages:
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            at = head.lower().find(b"\r\ncontent-length:")
+            length = int(head[at + 17 : head.find(b"\r\n", at + 2)]) if at >= 0 else 0
+            await reader.readexactly(length)
+            if status not in (200, 201, 202):
+                if taken == 0:
+                    raise PublishError(f"nchan refused lot {message.lot_id}'s {message.event}: HTTP {status}")
+                return taken  # the rest of the pipeline is replayed with the next batch
+            taken += 1
+        return taken
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._streams is not None:
+            self._streams[1].close()
+            self._streams = None
 
 
 def message_of(lot_id: int, raw_id: Any, raw_fields: dict[Any, Any]) -> tuple[str, bytes]:
@@ -235,6 +284,7 @@ class NchanPublisher:
     batch: int = 500
     cursors: dict[int, StreamId] = field(default_factory=dict)
     finished: set[int] = field(default_factory=set)  # closed lots nchan has every event of
+    _key_bytes: dict[int, bytes] = field(default_factory=dict)
     stats: PublisherStats = field(default_factory=PublisherStats)
     token: str = field(default_factory=lambda: secrets.token_hex(8))
     _lease_until: float = 0.0
@@ -299,32 +349,37 @@ class NchanPublisher:
         if not self.cursors:
             await asyncio.sleep(block_ms / 1000)
             return 0
-        streams = {events_key(lot): format_stream_id(cursor) for lot, cursor in self.cursors.items()}
-        result: Any = await self.redis.xread(streams, count=self.batch, block=block_ms)  # type: ignore[arg-type]
+        # XREAD over every watched lot: keys pre-encoded (redis-py would encode thousands of arguments per call).
+        lots = list(self.cursors)
+        keys = [self._key_bytes.get(lot) or self._key_bytes.setdefault(lot, events_key(lot).encode()) for lot in lots]
+        ids = [b"%d-%d" % self.cursors[lot] for lot in lots]
+        args = ("XREAD", "COUNT", self.batch, "BLOCK", block_ms, "STREAMS", *keys, *ids)
+        result: Any = await self.redis.execute_command(*args)
+        batch: list[tuple[Message, StreamId]] = []
+        for key, entries in result or []:
+            matched = _EVENTS_KEY.match(_text(key))
+            if matched is None:
+                continue
+            lot_id = int(matched.group(1))
+            for raw_id, raw_fields in entries:
+                event, body = message_of(lot_id, raw_id, raw_fields)
+                batch.append((Message(lot_id, event, body), _stream(raw_id)))
+        if not batch:
+            return 0
+        taken = await self.port.publish([message for message, _ in batch])
         advanced: dict[int, StreamId] = {}
-        try:
-            for key, entries in result or []:
-                matched = _EVENTS_KEY.match(_text(key))
-                if matched is None:
-                    continue
-                lot_id = int(matched.group(1))
-                for raw_id, raw_fields in entries:
-                    event, body = message_of(lot_id, raw_id, raw_fields)
-                    await self.port.publish(lot_id, event, body)
-                    advanced[lot_id] = self.cursors[lot_id] = _stream(raw_id)
-                    self.stats.published += 1
-                    if event == "closed":  # nothing follows a close: stop reading the lot
-                        self.cursors.pop(lot_id, None)
-                        self.finished.add(lot_id)
-                        break
-        finally:
-            if advanced:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for lot_id, position in advanced.items():
-                        pipe.set(published_key(lot_id), format_stream_id(position))
-                    await pipe.execute()
-                self.stats.batches += 1
-        return sum(len(entries) for _, entries in result or [])
+        for message, position in batch[:taken]:
+            advanced[message.lot_id] = self.cursors[message.lot_id] = position
+            if message.event == "closed":  # nothing follows a close: stop reading the lot
+                self.cursors.pop(message.lot_id, None)
+                self.finished.add(message.lot_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for lot_id, position in advanced.items():
+                pipe.set(published_key(lot_id), format_stream_id(position))
+            await pipe.execute()
+        self.stats.published += taken
+        self.stats.batches += 1
+        return taken
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`: hold the lease, discover lots, publish; nchan or Redis failing is retried every second."""

@@ -8,7 +8,7 @@ import contextlib
 import json
 import re
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from bidding.engine import events_key, lot_key
 from bidding.nchan import (
     SUBSCRIBER_PATH,
+    Message,
     NchanHttp,
     NchanPublisher,
     NginxProcess,
@@ -291,8 +292,9 @@ class RecordingPort:
     def __init__(self) -> None:
         self.messages: list[tuple[int, str, dict[str, Any]]] = []
 
-    async def publish(self, lot_id: int, event: str, body: bytes) -> None:
-        self.messages.append((lot_id, event, json.loads(body)))
+    async def publish(self, messages: Sequence[Message]) -> int:
+        self.messages += [(message.lot_id, message.event, json.loads(message.body)) for message in messages]
+        return len(messages)
 
 
 async def test_armed_lots_are_watched_before_their_first_event_and_closed_ones_dropped(
