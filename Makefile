@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/bulk_upload.py --runs 5
 	$(BIN)/python bench/api_write.py
+	$(BIN)/python bench/bidding.py
 	$(BIN)/python bench/erp_freshness.py
 	$(BIN)/python bench/moderation.py
 

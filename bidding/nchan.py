@@ -353,7 +353,9 @@ class NchanPublisher:
         lots = list(self.cursors)
         keys = [self._key_bytes.get(lot) or self._key_bytes.setdefault(lot, events_key(lot).encode()) for lot in lots]
         ids = [b"%d-%d" % self.cursors[lot] for lot in lots]
-        args = ("XREAD", "COUNT", self.batch, "BLOCK", block_ms, "STREAMS", *keys, *ids)
+        # COUNT is per stream: bound the whole reply (a first look at many lots with history could be huge).
+        count = max(1, min(self.batch, self.batch * 4 // len(lots)))
+        args = ("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *keys, *ids)
         result: Any = await self.redis.execute_command(*args)
         batch: list[tuple[Message, StreamId]] = []
         for key, entries in result or []:
