@@ -207,13 +207,20 @@ class NchanHttp:
         self.port = parts.port or 80
         self.timeout_s = timeout_s
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._taken = 0  # messages of the current batch nchan acknowledged
 
     async def publish(self, messages: Sequence[Message]) -> int:
-        try:
-            return await asyncio.wait_for(self._publish(messages), self.timeout_s)
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
-            await self.aclose()  # the connection's state is unknown: the next batch opens a new one
-            raise PublishError(f"nchan publisher {self.host}:{self.port}: {exc!r}") from exc
+        for attempt in (1, 2):  # a kept-alive connection the server closed meanwhile gets one fresh retry
+            self._taken = 0
+            try:
+                return await asyncio.wait_for(self._publish(messages), self.timeout_s)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+                await self.aclose()  # the connection's state is unknown: the next batch opens a new one
+                if self._taken:
+                    return self._taken  # the rest goes again with the next batch
+                if attempt == 2:
+                    raise PublishError(f"nchan publisher {self.host}:{self.port}: {exc!r}") from exc
+        return 0
 
     async def _publish(self, messages: Sequence[Message]) -> int:
         if self._streams is None:
@@ -228,19 +235,24 @@ class NchanHttp:
             )
         )
         await writer.drain()
-        taken = 0
+        closing = False
         for message in messages:
-            head = await reader.readuntil(b"\r\n\r\n")
+            head = (await reader.readuntil(b"\r\n\r\n")).lower()
             status = int(head[9:12])
-            at = head.lower().find(b"\r\ncontent-length:")
+            at = head.find(b"\r\ncontent-length:")
             length = int(head[at + 17 : head.find(b"\r\n", at + 2)]) if at >= 0 else 0
             await reader.readexactly(length)
+            closing = closing or b"\r\nconnection: close" in head
             if status not in (200, 201, 202):
-                if taken == 0:
+                if self._taken == 0:
                     raise PublishError(f"nchan refused lot {message.lot_id}'s {message.event}: HTTP {status}")
-                return taken  # the rest of the pipeline is replayed with the next batch
-            taken += 1
-        return taken
+                break  # the rest goes again with the next batch
+            self._taken += 1
+            if closing:
+                break  # nginx answers no more on this connection
+        if closing:
+            await self.aclose()
+        return self._taken
 
     async def aclose(self) -> None:
         if self._streams is not None:
