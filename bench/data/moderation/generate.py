@@ -235,6 +235,17 @@ CATEGORIES: dict[str, tuple[list[str], str, bool, list[str], dict[str, Fill]]] =
         "you are an {x}", "what a {x}, this price is a rip off", "this dealer is a {x}", "you're a total {x}",
         "such an {x} seller", "you guys are {x}s",
     ], {"x": lambda: RNG.choice(INSULTS)}),
+    "mixed": (["contact", "profanity"], "rejected", False, [
+        "call {p} you {x}", "{w} this site, email {e}", "text {p}, this {w} auction is rigged",
+        "you {x}, I'll sell it myself: {e}",
+    ], {"p": formatted_phone, "e": plain_email, "w": lambda: RNG.choice(["fuck", "screw", "shit"]),
+        "x": lambda: RNG.choice(["idiot", "moron", "clown"])}),
+    "hard_negative_specs": ([], "approved", True, [
+        "Does the {m} do 0-60 in 5.2 s?", "Is the 20,000-mile service done? Oil is 5W-30?",
+        "Can I pick it up at ZIP {z} after 5 pm on 04/27?", "2 keys, 3 owners, 4 new tires since 2019?",
+        "Is it the 5.0L V8 or the 2.7L EcoBoost?", "Window sticker says 8,500 lb towing and 23 mpg, right?",
+        "That price is killer, sick sound too. Any mods?", "Is lot 1234 at gate 5 of the auction yard?",
+    ], {"m": model, "z": lambda: f"{RNG.randint(10000, 99999)}-{RNG.randint(1000, 9999)}"}),
     "clean": ([], "approved", False, [
         "Does this {m} have a clean title?", "How many keys come with it?", "Were the brakes done recently?",
         "Any accidents on the history report?", "Can I inspect it before the auction closes?",
