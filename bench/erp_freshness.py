@@ -1,10 +1,20 @@
 """ERP freshness: ERP commit -> visible in GET /api/v1/vehicles/{id}, under load, across an ERP outage.
 
 A whole hub (tansu, PostgreSQL connector, worker, API) plus an ERP stand-in (PostgreSQL) reached through a loopback
-TCP proxy, and the ERP connector. Phase 1: `--rate` stock changes/s for `--seconds`, probes measure commit ->
-visible. Phase 2: the proxy is cut for `--outage` seconds while changes go on, then restored: catch-up = time from
-the restore until the last change committed during the outage is visible. Bidding latency (BidEngine.place_bid
-against a redis-server this bench starts) is measured in phase 1 and during the outage, side by side.
+TCP proxy, and the ERP connector. One stock record per marketplace vehicle.
+
+Phase 1: `--rate` stock moves/s for `--seconds` (transactions of `--batch` rows); about `--samples-per-s`
+transactions a second carry a unique marker location on a probe vehicle, polled through the API until it shows.
+Probe vehicles are reserved (the background load never touches them) and one is reused only after its marker was
+seen, so no marker can be overwritten before it is measured.
+Phase 2: the proxy is cut for `--outage` seconds while the ERP keeps taking changes at the same rate, then restored
+while changes go on for `--after` seconds. Printed: when the connector is back, when it has read and Kafka has
+acknowledged the whole backlog (its /health high-water mark), when the last change of the outage is visible, and
+the freshness of the changes committed after the restore.
+Bidding latency (BidEngine.place_bid against a redis-server this bench starts) runs through every phase and is
+printed per phase, side by side. At the end every vehicle's inventory location is compared with the ERP's.
+
+    .venv/bin/python bench/erp_freshness.py [--rate 500 --seconds 60 --outage 60 --after 20 --vehicles 3000]
 """
 
 from __future__ import annotations
@@ -18,6 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -37,10 +50,11 @@ from tests.connectors.erp.tcp_proxy import TcpProxy  # noqa: E402
 from tests.pipeline import wait_until  # noqa: E402
 
 MOVE = "UPDATE stock_items SET location = %s WHERE stock_no = %s"
+Stock = tuple[int, str]  # (marketplace vehicle id, ERP stock number)
 
 
-def seed_erp(erp_url: str, vins: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """One stock record per marketplace VIN; returns (vehicle id, stock number)."""
+def seed_erp(erp_url: str, vins: list[tuple[int, str]]) -> list[Stock]:
+    """One stock record per marketplace VIN."""
     stock = [(vehicle_id, f"S{vehicle_id:07d}") for vehicle_id, _ in vins]
     with psycopg.connect(erp_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany(
@@ -51,66 +65,143 @@ def seed_erp(erp_url: str, vins: list[tuple[int, str]]) -> list[tuple[int, str]]
     return stock
 
 
-async def visible(client: httpx.AsyncClient, vehicle_id: int, marker: str, poll_s: float = 0.02) -> float:
-    while True:
-        try:
-            response = await client.get(f"/api/v1/vehicles/{vehicle_id}")
-            if response.status_code == 200 and (response.json().get("inventory") or {}).get("location") == marker:
-                return time.monotonic()
-        except httpx.TransportError:
-            pass
+async def inventory_location(client: httpx.AsyncClient, vehicle_id: int) -> str | None:
+    try:
+        response = await client.get(f"/api/v1/vehicles/{vehicle_id}")
+    except httpx.TransportError:
+        return None  # a keep-alive connection closed under us; ask again
+    if response.status_code != 200:
+        return None
+    location = (response.json().get("inventory") or {}).get("location")
+    return None if location is None else str(location)
+
+
+async def visible_at(client: httpx.AsyncClient, vehicle_id: int, marker: str, timeout_s: float,
+                     poll_s: float) -> float | None:  # fmt: skip
+    """The moment `marker` shows as the vehicle's inventory location, or None after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await inventory_location(client, vehicle_id) == marker:
+            return time.monotonic()
         await asyncio.sleep(poll_s)
+    return None
 
 
-async def write_load(erp_url: str, stock: list[tuple[int, str]], rate: float, seconds: float, batch: int,
-                     rng: random.Random, client: httpx.AsyncClient | None = None, probes_per_s: float = 10,
-                     ) -> tuple[int, list[tuple[int, str, float]], list[asyncio.Task[float]]]:  # fmt: skip
-    """`rate` changes/s in transactions of `batch`; the first change of each transaction carries a unique marker.
-    With `client`, about `probes_per_s` transactions a second are watched until visible (tasks return ms)."""
-    probes: list[tuple[int, str, float]] = []
-    watched: list[asyncio.Task[float]] = []
-    every = max(1, round(rate / batch / probes_per_s))
-
-    async def watch(vehicle_id: int, marker: str, committed: float) -> float:
-        return (await visible(client, vehicle_id, marker) - committed) * 1000 if client else 0.0
-
-    changes = 0
-    interval = batch / rate
-    start = time.monotonic()
-    async with await psycopg.AsyncConnection.connect(erp_url, autocommit=False) as conn:
-        n = 0
-        while time.monotonic() - start < seconds:
-            due = start + n * interval
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            n += 1
-            rows = rng.sample(stock, batch)
-            marker = f"P{n:07d}"
-            async with conn.cursor() as cur:
-                await cur.executemany(MOVE, [(marker if i == 0 else f"L{rng.randrange(99)}", s)
-                                             for i, (_, s) in enumerate(rows)])  # fmt: skip
-            await conn.commit()
-            changes += batch
-            probes.append((rows[0][0], marker, time.monotonic()))
-            if client is not None and n % every == 0:
-                watched.append(asyncio.create_task(watch(*probes[-1])))
-    return changes, probes, watched
+@dataclass
+class Probe:
+    vehicle_id: int
+    stock_no: str
+    marker: str
+    committed_at: float
 
 
-async def bid_latencies(engine: BidEngine, seconds: float) -> list[float]:
+@dataclass
+class Watch:
+    """Probes being measured; latencies in ms; probes not visible within the timeout are counted, not awaited."""
+
+    client: httpx.AsyncClient
+    timeout_s: float
+    poll_s: float
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (committed_at, ms)
+    missed: int = 0
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def values(self) -> list[float]:
+        return [ms for _, ms in self.latencies]
+
+    def report(self) -> str:
+        missed = f"; {self.missed} not visible within {self.timeout_s:.0f} s" if self.missed else ""
+        return summary(self.values()) + missed
+
+
+@dataclass
+class ErpLoad:
+    """The ERP's writer: background moves on most stock, marker moves on reserved probe vehicles."""
+
+    erp_url: str
+    background: list[str]
+    free_probes: deque[Stock]
+    rng: random.Random
+    markers: Iterator[int] = field(default_factory=lambda: iter(range(1, 10**9)))
+    changes: int = 0
+
+    def _release(self, probe: Probe) -> None:
+        self.free_probes.append((probe.vehicle_id, probe.stock_no))
+
+    async def _watch(self, watch: Watch, probe: Probe) -> None:
+        seen = await visible_at(watch.client, probe.vehicle_id, probe.marker, watch.timeout_s, watch.poll_s)
+        if seen is None:
+            watch.missed += 1  # kept out of the pool: its marker may still show late
+            return
+        watch.latencies.append((probe.committed_at, (seen - probe.committed_at) * 1000))
+        self._release(probe)
+
+    async def run(self, rate: float, seconds: float, batch: int, samples_per_s: float,
+                  watch: Watch | None = None) -> Probe | None:  # fmt: skip
+        """`rate` changes/s for `seconds`; the last transaction always carries a probe, which is returned (kept
+        out of the pool when not watched, so the caller can wait for it)."""
+        transactions = max(1, round(seconds * rate / batch))
+        every = max(1, round(rate / batch / samples_per_s))
+        interval = batch / rate
+        last: Probe | None = None
+        start = time.monotonic()
+        async with await psycopg.AsyncConnection.connect(self.erp_url, autocommit=False) as conn:
+            for n in range(transactions):
+                await asyncio.sleep(max(0.0, start + n * interval - time.monotonic()))
+                final = n == transactions - 1
+                rows = [(f"L{self.rng.randrange(1000)}", s) for s in self.rng.sample(self.background, batch)]
+                probe_stock = self.free_probes.popleft() if (final or n % every == 0) and self.free_probes else None
+                if probe_stock is not None:
+                    rows[0] = (f"P{next(self.markers):09d}", probe_stock[1])
+                async with conn.cursor() as cur:
+                    await cur.executemany(MOVE, rows)
+                await conn.commit()
+                self.changes += batch
+                if probe_stock is None:
+                    continue
+                probe = Probe(probe_stock[0], probe_stock[1], rows[0][0], time.monotonic())
+                if watch is not None:
+                    watch.tasks.append(asyncio.create_task(self._watch(watch, probe)))
+                elif final:
+                    last = probe
+                else:
+                    self._release(probe)
+        return last
+
+
+async def bid_latencies(engine: BidEngine, stop: asyncio.Event) -> list[float]:
+    """BidEngine.place_bid every 20 ms on a lot of its own until `stop`; ms per bid."""
     now = int(time.time() * 1000)
     lot_id = random.randrange(1_000_000, 9_000_000)  # noqa: S311
     await engine.arm(LotRules(lot_id=lot_id, auction_id=1, seller_user_id=99, currency="USD", starting_price=1000,
                               increments=((0, 100),), starts_at_ms=now - 1000, ends_at_ms=now + 3_600_000))  # fmt: skip
     latencies = []
     amount = 1000
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while not stop.is_set():
         amount += 100
         started = time.perf_counter()
         await engine.place_bid(lot_id, 1 + amount % 7, amount, now_ms=int(time.time() * 1000), currency="USD")
         latencies.append((time.perf_counter() - started) * 1000)
         await asyncio.sleep(0.02)
     return latencies
+
+
+class Bidding:
+    """Bid latency per phase, measured without pause across phases."""
+
+    def __init__(self, engine: BidEngine) -> None:
+        self.engine = engine
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[list[float]] | None = None
+
+    def start(self) -> None:
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(bid_latencies(self.engine, self.stop))
+
+    async def finish(self) -> list[float]:
+        assert self.task is not None  # noqa: S101
+        self.stop.set()
+        return await self.task
 
 
 def summary(values: list[float], unit: str = "ms") -> str:
@@ -120,50 +211,146 @@ def summary(values: list[float], unit: str = "ms") -> str:
             f"p99 {percentile(values, 0.99):.1f}, max {max(values):.1f} (n={len(values)})")  # fmt: skip
 
 
-async def measure(hub: BenchHub, erp_url: str, proxy: TcpProxy, stock: list[tuple[int, str]],
-                  args: argparse.Namespace, engine: BidEngine) -> None:  # fmt: skip
-    rng = random.Random(3)  # noqa: S311
-    async with httpx.AsyncClient(base_url=hub.api_url, timeout=10) as client:
-        # Phase 1: sustained load, every transaction's probe measured.
-        bidding = asyncio.create_task(bid_latencies(engine, args.seconds))
-        changes, _, watched = await write_load(erp_url, stock, args.rate, args.seconds, args.batch, rng, client,
-                                               args.samples / args.seconds)  # fmt: skip
-        latencies = list(await asyncio.gather(*watched))
-        bids_normal = await bidding
-        print(f"phase 1: {changes} changes in {args.seconds:.0f}s ({changes / args.seconds:.0f}/s)")
-        print(f"  ERP commit -> visible in GET /api/v1/vehicles/{{id}}: {summary(latencies)}")
-        print(f"  bidding (BidEngine.place_bid), no outage: {summary(bids_normal)}")
+async def erp_health(client: httpx.AsyncClient, url: str) -> dict[str, object]:
+    try:
+        body: dict[str, object] = (await client.get(url, timeout=2)).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return body
 
-        # Phase 2: the ERP link is cut while the ERP keeps taking changes; then restored.
+
+async def max_change_id(erp_url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(erp_url, autocommit=True) as conn:
+        row = await (await conn.execute("SELECT MAX(change_id) FROM stock_changes")).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+async def catch_up(client: httpx.AsyncClient, health_url: str, restored: float, backlog_id: int,
+                   last: Probe, poll_s: float) -> tuple[float | None, float | None, float | None]:  # fmt: skip
+    """Seconds from the restore until: the connector answers ok, it has the backlog acknowledged, the last outage
+    change is visible (None when not within 120 s)."""
+    reconnected = backlog_read = None
+    deadline = restored + 120
+    while backlog_read is None and time.monotonic() < deadline:
+        body = await erp_health(client, health_url)
+        now = time.monotonic() - restored
+        if reconnected is None and body.get("status") == "ok":
+            reconnected = now
+        if int(str(body.get("high_water") or 0)) >= backlog_id:
+            backlog_read = now
+            reconnected = reconnected if reconnected is not None else now
+        await asyncio.sleep(poll_s)
+    seen = await visible_at(client, last.vehicle_id, last.marker, max(0.0, deadline - time.monotonic()), poll_s)
+    return reconnected, backlog_read, None if seen is None else seen - restored
+
+
+async def consistent(client: httpx.AsyncClient, erp_url: str, timeout_s: float) -> tuple[int, int]:
+    """(vehicles whose inventory location matches the ERP's, vehicles), waiting up to `timeout_s` for stragglers."""
+    async with await psycopg.AsyncConnection.connect(erp_url, autocommit=True) as conn:
+        rows = await (await conn.execute("SELECT stock_no, location FROM stock_items")).fetchall()
+    pending = {int(str(stock_no)[1:]): str(location) for stock_no, location in rows}
+    total = len(pending)
+    deadline = time.monotonic() + timeout_s
+    gate = asyncio.Semaphore(8)
+
+    async def check(vehicle_id: int, location: str) -> int | None:
+        async with gate:
+            return vehicle_id if await inventory_location(client, vehicle_id) == location else None
+
+    while pending and time.monotonic() < deadline:
+        for vehicle_id in await asyncio.gather(*(check(v, loc) for v, loc in pending.items())):
+            if vehicle_id is not None:
+                del pending[vehicle_id]
+        if pending:
+            await asyncio.sleep(0.5)
+    return total - len(pending), total
+
+
+async def measure(hub: BenchHub, erp_url: str, proxy: TcpProxy, stock: list[Stock], args: argparse.Namespace,
+                  engine: BidEngine, health_url: str) -> None:  # fmt: skip
+    load = ErpLoad(erp_url, [s for _, s in stock[args.probes :]], deque(stock[: args.probes]), random.Random(3))  # noqa: S311
+    poll_s = args.poll_ms / 1000
+    bidding = Bidding(engine)
+    async with httpx.AsyncClient(base_url=hub.api_url, timeout=10) as client:
+        # Phase 1: sustained load, probes measured.
+        watch = Watch(client, args.probe_timeout, poll_s)
+        bidding.start()
+        started = time.monotonic()
+        await load.run(args.rate, args.seconds, args.batch, args.samples_per_s, watch)
+        elapsed = time.monotonic() - started
+        changes = load.changes
+        await asyncio.gather(*watch.tasks)
+        bids_normal = await bidding.finish()
+        print(f"phase 1: {changes} changes in {elapsed:.1f} s ({changes / elapsed:.0f}/s), {args.batch} a transaction")
+        print(f"  ERP commit -> visible in GET /api/v1/vehicles/{{id}}: {watch.report()}")
+        print(f"  bidding (BidEngine.place_bid), ERP up: {summary(bids_normal)}")
+
+        # Phase 2: the ERP link is cut while the ERP keeps taking changes; then restored while they go on.
         proxy.cut()
-        bidding = asyncio.create_task(bid_latencies(engine, args.outage))
-        outage_changes, outage_probes, _ = await write_load(erp_url, stock, args.rate, args.outage, args.batch, rng)
-        bids_outage = await bidding
-        restored = time.monotonic()
+        bidding.start()
+        before = load.changes
+        last = await load.run(args.rate, args.outage, args.batch, args.samples_per_s)
+        bids_outage = await bidding.finish()
+        assert last is not None  # noqa: S101 - the last transaction carries a probe
+        backlog_id = await max_change_id(erp_url)
+        outage_changes = load.changes - before
         proxy.restore()
-        last_vehicle, last_marker, _ = outage_probes[-1]
-        caught_up = await visible(client, last_vehicle, last_marker)
-        print(f"phase 2: ERP unreachable {args.outage:.0f}s, {outage_changes} changes committed meanwhile")
-        print(f"  catch-up after restore (last outage change visible): {(caught_up - restored):.2f} s")
-        print(f"  bidding during the outage: {summary(bids_outage)}")
-        # Freshness after the backlog: new changes again measured.
-        _, _, watched = await write_load(erp_url, stock, args.rate, 5, args.batch, rng, client)
-        lat = list(await asyncio.gather(*watched))
-        print(f"  freshness in the 5 s after catch-up: {summary(lat)}")
-        print(f"  median bidding latency ratio outage/normal: "
+        restored = time.monotonic()
+        bidding.start()
+        after = Watch(client, args.probe_timeout, poll_s)
+        writing = asyncio.create_task(load.run(args.rate, args.after, args.batch, args.samples_per_s, after))
+        reconnected, backlog_read, caught_up = await catch_up(client, health_url, restored, backlog_id, last, poll_s)
+        bids_catch_up = await bidding.finish()
+        final_probe = await writing
+        await asyncio.gather(*after.tasks)
+        if final_probe is not None:
+            load._release(final_probe)  # noqa: SLF001
+
+        def s(value: float | None) -> str:
+            return "not within 120 s" if value is None else f"{value:.2f} s"
+
+        print(f"phase 2: ERP unreachable {args.outage:.0f} s, {outage_changes} changes committed meanwhile "
+              f"(change ids up to {backlog_id}); changes go on at {args.rate:.0f}/s after the restore")  # fmt: skip
+        print(f"  after the restore: connector healthy {s(reconnected)}, backlog read and acknowledged "
+              f"{s(backlog_read)}, last outage change visible {s(caught_up)}")  # fmt: skip
+        if caught_up is not None and backlog_read is not None:
+            print(f"  catch-up after the backlog is read (goal <= 5 s): {caught_up - backlog_read:.2f} s")
+        late = [(t - restored, ms) for t, ms in after.latencies]
+        print(f"  freshness of changes committed after the restore: {after.report()}")
+        slow = [t for t, ms in late if ms > 1000]
+        if slow:
+            print(f"  freshness <= 1 s for every change committed from {max(slow):.1f} s after the restore on")
+        else:
+            print("  freshness <= 1 s for every change committed after the restore")
+        print(f"  bidding while the ERP is unreachable: {summary(bids_outage)}")
+        print(f"  bidding during the catch-up:          {summary(bids_catch_up)}")
+        print(f"  median bidding latency, outage / ERP up: "
               f"{statistics.median(bids_outage) / statistics.median(bids_normal):.2f}")  # fmt: skip
+        matching, total = await consistent(client, erp_url, timeout_s=60)
+        print(f"end state: {matching} of {total} vehicles show the ERP's last location ({load.changes} changes)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rate", type=float, default=500)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--outage", type=float, default=60)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=500, help="ERP changes per second")
+    parser.add_argument("--seconds", type=float, default=60, help="phase 1: sustained load")
+    parser.add_argument("--outage", type=float, default=60, help="phase 2: ERP unreachable, changes go on")
+    parser.add_argument("--after", type=float, default=20, help="load after the restore")
     parser.add_argument("--batch", type=int, default=10, help="changes per ERP transaction")
     parser.add_argument("--vehicles", type=int, default=3000)
-    parser.add_argument("--samples", type=int, default=600)
+    parser.add_argument("--probes", type=int, default=300, help="vehicles reserved for markers")
+    parser.add_argument("--samples-per-s", type=float, default=10)
+    parser.add_argument("--poll-ms", type=float, default=50, help="API poll interval of a probe")
+    parser.add_argument("--probe-timeout", type=float, default=60)
+    parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs in ./var/bench-erp")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="erp-bench-"))
+    with tempfile.TemporaryDirectory(prefix="erp-bench-") as tmp:
+        workdir = Path("var/bench-erp").resolve() if args.keep_logs else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        run(workdir, args)
+
+
+def run(workdir: Path, args: argparse.Namespace) -> None:
     hub = BenchHub(workdir)
     redis_port = free_port()
     redis_server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(redis_port),
@@ -183,20 +370,23 @@ def main() -> None:
         proxy.restore()
         hub.stack.callback(proxy.cut)
         hub.start_broker()
+        health_port = free_port()
         hub.env.update(AUCTION_HUB_ERP_DSN=erp.with_endpoint("127.0.0.1", proxy.port).url(),
-                       AUCTION_HUB_ERP_HEALTH_PORT=str(free_port()), AUCTION_HUB_ERP_BACKOFF_MAX_S="2",
+                       AUCTION_HUB_ERP_HEALTH_PORT=str(health_port), AUCTION_HUB_ERP_BACKOFF_MAX_S="2",
                        AUCTION_HUB_ERP_CONNECT_TIMEOUT_S="2")  # fmt: skip
         hub.start_worker()
         hub.start("connector", "connect", "postgres")
         hub.start_api()
         hub.start("erp", "connect", "erp")
-        last_vehicle, last_stock = stock[-1]
-        wait_until(lambda: httpx.get(f"{hub.api_url}/api/v1/vehicles/{last_vehicle}", timeout=5).json()
-                   .get("inventory", {}) is not None and httpx.get(f"{hub.api_url}/api/v1/vehicles/{last_vehicle}",
-                   timeout=5).status_code == 200, timeout=300, interval=1, what="ERP snapshot merged")  # fmt: skip
+
+        def merged() -> bool:
+            response = httpx.get(f"{hub.api_url}/api/v1/vehicles/{stock[-1][0]}", timeout=5)
+            return response.status_code == 200 and response.json().get("inventory") is not None
+
+        wait_until(merged, timeout=300, interval=1, what="ERP snapshot merged")
         wait_for_port("127.0.0.1", redis_port, 10)
         engine = BidEngine(aioredis.Redis.from_url(f"redis://127.0.0.1:{redis_port}/0"))
-        asyncio.run(measure(hub, erp_url, proxy, stock, args, engine))
+        asyncio.run(measure(hub, erp_url, proxy, stock, args, engine, f"http://127.0.0.1:{health_port}/health"))
     finally:
         hub.close()
         redis_server.terminate()
