@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -96,8 +95,6 @@ class GuardedDetector:
         self.timeout_s = timeout_s
         self.breaker = breaker
         self.counters: Counter[str] = counters if counters is not None else Counter()
-        # Hung calls keep their thread: a few spare threads let healthy calls go on meanwhile.
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="detector")
 
     async def detect(self, text: str) -> Detection:
         from moderation.breaker import CircuitOpen
@@ -107,12 +104,9 @@ class GuardedDetector:
         except CircuitOpen as exc:
             self.counters["moderation_circuit_rejected"] += 1
             raise DetectionFailed(str(exc)) from exc
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            detection = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, self.detector.detect, text), self.timeout_s
-            )
+            detection = await asyncio.wait_for(self._in_thread(text), self.timeout_s)
         except TimeoutError as exc:
             self._failed("moderation_detector_timeouts")
             raise DetectionFailed(f"detector timed out after {self.timeout_s:g}s") from exc
@@ -132,8 +126,33 @@ class GuardedDetector:
             self.counters["moderation_circuit_opened"] += 1
             log.warning("moderation circuit opened after %d failures", self.breaker.consecutive_failures)
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def _in_thread(self, text: str) -> asyncio.Future[Detection]:
+        """The detector on a daemon thread of its own: a hung call is abandoned at the timeout and never holds up
+        the worker's shutdown (a pool's threads are joined at exit)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Detection] = loop.create_future()
+
+        def settle(outcome: Detection | BaseException) -> None:
+            if future.done():
+                return  # timed out meanwhile
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        def work() -> None:
+            outcome: Detection | BaseException
+            try:
+                outcome = self.detector.detect(text)
+            except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                outcome = exc
+            try:
+                loop.call_soon_threadsafe(settle, outcome)
+            except RuntimeError:
+                log.info("detector finished after its loop closed")
+
+        threading.Thread(target=work, name="detector", daemon=True).start()
+        return future
 
 
 def load_detector(settings: ModerationSettings) -> Detector:
