@@ -39,7 +39,7 @@ class ModelDetector:
         from moderation.pii import PiiDetector
         from moderation.profanity import ProfanityDetector
 
-        self.pii = PiiDetector(min_score=settings.pii_min_score)
+        self.pii = PiiDetector(min_score=settings.pii_min_score, spacy_model=settings.spacy_model)
         self.profanity = ProfanityDetector()
         self.toxicity = None
         if settings.detoxify_checkpoint is not None:

@@ -11,7 +11,8 @@ KINDS: Final[tuple[Kind, ...]] = ("question", "answer")
 TABLES: Final[dict[Kind, str]] = {"question": "questions", "answer": "answers"}
 
 # Categories decide the verdict: contact details are redacted and published, financial data is rejected.
-CONTACT_ENTITIES: Final = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "URL", "SOCIAL_HANDLE", "IP_ADDRESS"})
+# PERSON comes from an optional spaCy NER model; LOCATION (cities, states) is normal car talk and is kept.
+CONTACT_ENTITIES: Final = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "URL", "SOCIAL_HANDLE", "IP_ADDRESS", "PERSON"})
 FINANCIAL_ENTITIES: Final = frozenset({"CREDIT_CARD", "US_SSN", "IBAN_CODE", "US_BANK_NUMBER", "US_PASSPORT"})
 
 PLACEHOLDERS: Final = {
@@ -20,6 +21,7 @@ PLACEHOLDERS: Final = {
     "URL": "[link removed]",
     "SOCIAL_HANDLE": "[handle removed]",
     "IP_ADDRESS": "[address removed]",
+    "PERSON": "[name removed]",
     "CREDIT_CARD": "[card number removed]",
     "US_SSN": "[SSN removed]",
     "IBAN_CODE": "[bank account removed]",

@@ -11,9 +11,11 @@ dodge filters: spelled or mixed phone digits, "john at gmail dot com", social ha
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Final
 
 import tldextract
@@ -25,18 +27,21 @@ from presidio_analyzer import (
     RecognizerRegistry,
     RecognizerResult,
 )
-from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
+from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NoOpNlpEngine, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
     EmailRecognizer,
     IbanRecognizer,
     IpRecognizer,
     PhoneRecognizer,
+    SpacyRecognizer,
     UrlRecognizer,
     UsSsnRecognizer,
 )
 
 from moderation.model import PiiFinding
+
+log = logging.getLogger(__name__)
 
 # tldextract's bundled snapshot of the public suffix list: no fetch, no cache directory.
 _TLD: Final = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
@@ -228,9 +233,24 @@ _CAR_DATA: Final = re.compile(
 )
 
 
-@lru_cache(maxsize=1)
-def build_analyzer() -> AnalyzerEngine:
-    """The offline engine: no-op NLP, the recognizers above; built once per process."""
+def installed_ner_engine(model: str | None) -> NlpEngine | None:
+    """A spaCy NER engine when `model` is an installed package or a model directory; never downloaded."""
+    if not model:
+        return None
+    import spacy.util
+
+    if not (spacy.util.is_package(model) or Path(model).is_dir()):
+        log.info("spaCy model %s is not installed: PII patterns only (no PERSON / LOCATION)", model)
+        return None
+    engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
+    engine.load()
+    return engine
+
+
+@lru_cache(maxsize=2)
+def build_analyzer(spacy_model: str | None = None) -> AnalyzerEngine:
+    """The offline engine: pattern recognizers above on the no-op NLP engine, or on an installed spaCy model
+    (then also PERSON / LOCATION from its NER); built once per process."""
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in (
         OfflineEmailRecognizer(),
@@ -248,16 +268,22 @@ def build_analyzer() -> AnalyzerEngine:
         KeywordNumberRecognizer("US_PASSPORT", r"passport"),
     ):
         registry.add_recognizer(recognizer)
-    nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
-    nlp.load()
+    nlp = installed_ner_engine(spacy_model)
+    if nlp is not None:
+        registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON", "LOCATION"]))
+    else:
+        nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
+        nlp.load()
     return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
 
 
 class PiiDetector:
     """Finds PII spans; `redact` replaces them by placeholders."""
 
-    def __init__(self, analyzer: AnalyzerEngine | None = None, *, min_score: float = 0.4) -> None:
-        self.analyzer = analyzer or build_analyzer()
+    def __init__(
+        self, analyzer: AnalyzerEngine | None = None, *, min_score: float = 0.4, spacy_model: str | None = None
+    ) -> None:
+        self.analyzer = analyzer or build_analyzer(spacy_model)
         self.min_score = min_score
 
     def find(self, text: str) -> list[PiiFinding]:

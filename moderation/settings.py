@@ -45,6 +45,10 @@ class ModerationSettings(PolicySettings, KafkaSettings):
         default=None, description="directory with the checkpoint's transformers config and tokenizer files"
     )
     detoxify_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="the checkpoint's sha256")
+    spacy_model: str | None = Field(
+        default="en_core_web_sm",
+        description="spaCy NER model for PERSON / LOCATION, used when installed (never downloaded); empty: off",
+    )
     fault_injection: str | None = Field(
         default=None,
         pattern=r"^(error|hang):\d+$",

@@ -26,7 +26,8 @@ REASONS: Final = {
 
 def decide(text: str, detection: Detection, policy: PolicySettings, prescreened: Sequence[str] = ()) -> Verdict:
     """`prescreened`: entity types already replaced in `text` when it was submitted (financial data)."""
-    findings = tuple(f for f in detection.pii if f.score >= policy.pii_min_score)
+    screened = CONTACT_ENTITIES | FINANCIAL_ENTITIES
+    findings = tuple(f for f in detection.pii if f.score >= policy.pii_min_score and f.entity in screened)
     entities = {f.entity for f in findings} | set(prescreened)
     redacted = redact(text, findings) if findings else text
     redactions = tuple(sorted(entities))

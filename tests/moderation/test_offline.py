@@ -92,6 +92,9 @@ def test_every_detector_builds_and_runs_without_the_network(
         detoxify_checkpoint=checkpoint, detoxify_config_dir=config_dir, detoxify_sha256=digest
     )
     detector = ModelDetector(settings)
+    # The optional spaCy NER model is not installed here: patterns only, and nothing was downloaded.
+    assert settings.spacy_model == "en_core_web_sm"
+    assert type(detector.pii.analyzer.nlp_engine).__name__ == "NoOpNlpEngine"
     detection = detector.detect("mail john at gmail dot com or john@example.co.uk, you idiot")
     assert {f.entity for f in detection.pii} == {"EMAIL_ADDRESS"}
     assert detection.profanity > 0.9

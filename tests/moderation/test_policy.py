@@ -53,6 +53,14 @@ def test_low_scoring_pii_is_ignored() -> None:
     assert verdict.text == "lot 12"
 
 
+def test_names_from_the_optional_ner_model_are_redacted_places_are_not() -> None:
+    text = "Ask for Tony Smith in Denver"
+    findings = (PiiFinding("PERSON", 8, 18, 0.85), PiiFinding("LOCATION", 22, 28, 0.85))
+    verdict = decide(text, Detection(pii=findings), POLICY)
+    assert verdict.text == "Ask for [name removed] in Denver"
+    assert verdict.redactions == ("PERSON",)
+
+
 def test_review_threshold_above_reject_is_refused() -> None:
     with pytest.raises(ValueError, match="review thresholds"):
         PolicySettings(profanity_review=0.9, profanity_reject=0.8)
