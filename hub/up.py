@@ -29,6 +29,11 @@ class UpSettings(DatabaseSettings, KafkaSettings, IndexSettings):
     metrics_port: int = Field(default=6066, ge=0, le=65535)
     broker_port: int = Field(default=9092, ge=1, le=65535)
     state_dir: Path = Path("var")
+    erp_demo: bool = Field(default=True, description="ERP stand-in, ERP connector and erp-sim in the demo.")
+    erp_dsn: str | None = Field(default=None, description="The ERP; default: `<database>_erp` beside the marketplace.")
+    erp_health_port: int = Field(default=8086, ge=1, le=65535)
+    erp_sim_rate: float = Field(default=2.0, ge=0, le=1000, description="erp-sim changes/s; 0: no simulator.")
+    erp_demo_stock: int = Field(default=200, ge=0, le=20_000, description="Demo vehicles stocked in an empty ERP.")
 
 
 class PostgresNotReady(RuntimeError):
@@ -111,6 +116,42 @@ def _nchan_children(env: dict[str, str], settings: UpSettings) -> list[ChildSpec
     ]
 
 
+def _erp_children(env: dict[str, str], settings: UpSettings, *, fresh_broker: bool) -> list[ChildSpec]:
+    """The ERP demo (AUCTION_HUB_ERP_DEMO=false: none): the stand-in database with the ERP DDL and stock for the
+    first demo vehicles, the ERP connector, and erp-sim at a gentle rate on the marketplace's VINs."""
+    if not settings.erp_demo:
+        return []
+    from connectors.erp.dialects import ErpDsn, ErpUnavailable, prepare_erp, standin_beside
+    from connectors.erp.settings import ErpConnectorSettings
+    from connectors.erp.simulator import marketplace_vins, seed_stock
+    from connectors.erp.source import SqlErpSource
+
+    dsn = ErpDsn.parse(settings.erp_dsn) if settings.erp_dsn else standin_beside(settings.database_url)
+    erp_env = {**env, "AUCTION_HUB_ERP_DSN": dsn.url(), "AUCTION_HUB_ERP_HEALTH_PORT": str(settings.erp_health_port)}
+    try:
+        prepare_erp(dsn)
+        seed_stock(dsn, marketplace_vins(settings.database_url, limit=settings.erp_demo_stock))
+        if fresh_broker:  # the embedded broker starts empty: the connector snapshots the ERP again
+            source = SqlErpSource(dsn)
+            try:
+                source.forget_state(load_settings(ErpConnectorSettings).erp_capture_name)
+            finally:
+                source.close()
+    except ErpUnavailable as exc:
+        log.warning("ERP demo: %s (the connector reports it on its health URL and retries)", exc)
+    sim = f", erp-sim {settings.erp_sim_rate:g} changes/s" if settings.erp_sim_rate > 0 else ""
+    print(
+        f"  ERP connector     http://127.0.0.1:{settings.erp_health_port}/health"
+        f" (stand-in {dsn.dialect}://{dsn.host}:{dsn.port}/{dsn.database}{sim}; AUCTION_HUB_ERP_DEMO=false: off)\n"
+        f"  ERP inventory     http://{settings.api_host}:{settings.api_port}/api/v1/vehicles/1 (its `inventory`)\n",
+        flush=True,
+    )
+    children = [ChildSpec("erp-connector", _cli("connect", "erp"), erp_env)]
+    if settings.erp_sim_rate > 0:
+        children.append(ChildSpec("erp-sim", _cli("erp-sim", "--rate", f"{settings.erp_sim_rate:g}"), erp_env))
+    return children
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "hub.cli", *args]
 
@@ -167,6 +208,7 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
         ChildSpec("bids", _cli("bids", "all"), env),  # bids to PostgreSQL and Kafka; lots opened/closed on time
     ]
     children += _nchan_children(env, settings)
+    children += _erp_children(env, settings, fresh_broker=broker is not None)
     try:
         Supervisor(children).run()
     finally:

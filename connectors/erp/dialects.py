@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,12 @@ class ErpDsn:
         auth = self.user + (f":{self.password}" if self.password else "")
         scheme = {"oracle": "oracle", "postgresql": "postgresql", "mariadb": "mariadb"}[self.dialect]
         return f"{scheme}://{auth}@{self.host}:{self.port}/{self.database}"
+
+
+def standin_beside(database_url: str) -> ErpDsn:
+    """The demo's ERP stand-in: database `<name>_erp` on the marketplace's PostgreSQL server."""
+    marketplace = ErpDsn.parse(database_url)
+    return replace(marketplace, database=f"{marketplace.database}_erp")
 
 
 def to_pyformat(sql: str) -> str:

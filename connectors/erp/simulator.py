@@ -54,7 +54,7 @@ class ErpActivity:
     stock: dict[str, Stock] = field(default_factory=dict)
     serial: int = 0
 
-    def _location(self) -> str:
+    def location(self) -> str:
         return f"{self.rng.choice('ABCDEFGH')}-{self.rng.randint(1, 60):02d}"
 
     def _new_vin(self) -> str:
@@ -86,7 +86,7 @@ class ErpActivity:
         if item.status == "IN_TRANSIT":
             item.status = "IN_STOCK"
             arrived = datetime.now().replace(microsecond=0) - timedelta(hours=self.rng.randint(0, 48))
-            return CHECK_IN, {"stock_no": item.stock_no, "location": self._location(), "arrival_date": arrived}
+            return CHECK_IN, {"stock_no": item.stock_no, "location": self.location(), "arrival_date": arrived}
         if item.status == "SOLD":
             if roll < 0.3:
                 del self.stock[item.stock_no]
@@ -94,7 +94,7 @@ class ErpActivity:
             item.status = "IN_STOCK"  # a sale reversed
             return SET_STATUS, {"stock_no": item.stock_no, "status": "IN_STOCK"}
         if roll < 0.30:
-            return MOVE, {"stock_no": item.stock_no, "yard": self.rng.choice(YARDS), "location": self._location()}
+            return MOVE, {"stock_no": item.stock_no, "yard": self.rng.choice(YARDS), "location": self.location()}
         if roll < 0.50:
             item.status = {"IN_STOCK": "IN_RECON", "IN_RECON": "IN_STOCK", "ON_HOLD": "IN_STOCK"}[item.status]
         elif roll < 0.65:
@@ -128,6 +128,28 @@ def marketplace_vins(database_url: str, limit: int = 20_000) -> list[str]:
         log.warning("cannot read marketplace VINs (%s); generating VINs", exc)
         return []
     return [str(row[0]).strip() for row in rows]
+
+
+def seed_stock(dsn: ErpDsn, vins: Sequence[str], *, seed: int | None = None) -> int:
+    """Stock records (checked in at a yard) for `vins`, when the ERP holds no stock yet: the demo's yard, so the
+    first listed vehicles carry an inventory block from the start. Returns how many records were inserted."""
+    connection = connect(dsn)
+    try:
+        if load_stock(connection):
+            return 0
+        activity = ErpActivity(random.Random(seed))  # noqa: S311 - not crypto
+        today = datetime.now().replace(hour=9, minute=0, second=0, microsecond=0)
+        for index, vin in enumerate(vins, 1):
+            connection.execute(INSERT_STOCK, {
+                "stock_no": f"D{index:07d}", "vin": vin, "yard": activity.rng.choice(YARDS),
+                "location": activity.location(), "status": "IN_STOCK", "title_status": activity.rng.choice(TITLES),
+                "keys_count": activity.rng.choice((1, 2, 2)),
+                "arrival_date": today - timedelta(days=activity.rng.randint(1, 30)),
+                "cost": Decimal(activity.rng.randrange(800_000, 6_500_000)) / 100,
+            })  # fmt: skip
+        return len(vins)
+    finally:
+        connection.close()
 
 
 def run_simulation(

@@ -47,6 +47,7 @@ INSERT_STATE = (
     "INSERT INTO hub_capture_state (name, high_water, gaps, updated_at) VALUES (:name, :high_water, :gaps, :now)"
 )
 PURGE = "DELETE FROM stock_changes WHERE change_id <= :up_to"
+FORGET_STATE = "DELETE FROM hub_capture_state WHERE name = :name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +202,10 @@ class SqlErpSource:
 
     def purge(self, up_to: int) -> int:
         return int(self._run(PURGE, {"up_to": up_to}).rowcount or 0)
+
+    def forget_state(self, name: str) -> bool:
+        """Drop the stored high-water mark: the next start snapshots again (its Kafka topic was lost)."""
+        return bool(self._run(FORGET_STATE, {"name": name}).rowcount)
 
     def close(self) -> None:
         if self._connection is not None:

@@ -14,6 +14,8 @@ import psutil
 import pytest
 
 from hub.broker import free_port
+from hub.settings import load_settings
+from hub.up import UpSettings, _erp_children
 from tests.pipeline import ROOT, wait_until
 
 pytestmark = pytest.mark.timeout(600)
@@ -23,6 +25,7 @@ def test_up_loads_demo_data_serves_it_and_stops_cleanly(database_factory: Any, t
     database_url = database_factory("up")
     name = database_url.rsplit("/", 1)[-1]
     api_port = free_port()
+    erp_health_port = free_port()
     env = {
         **os.environ,
         "AUCTION_HUB_DATABASE_URL": database_url,
@@ -34,6 +37,8 @@ def test_up_loads_demo_data_serves_it_and_stops_cleanly(database_factory: Any, t
         "AUCTION_HUB_PG_SLOT_NAME": f"{name}_slot",
         "AUCTION_HUB_PG_PUBLICATION_NAME": f"{name}_pub",
         "AUCTION_HUB_SESSION_TIMEOUT_S": "6",
+        "AUCTION_HUB_ERP_DSN": database_factory("up_erp"),  # the demo's ERP stand-in, dropped with the others
+        "AUCTION_HUB_ERP_HEALTH_PORT": str(erp_health_port),
     }
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("AUCTION_HUB_KAFKA_BOOTSTRAP_SERVERS", None)
@@ -64,10 +69,38 @@ def test_up_loads_demo_data_serves_it_and_stops_cleanly(database_factory: Any, t
         assert body["dealer"]["name"]
         printed = log_path.read_text()
         assert f"http://127.0.0.1:{api_port}/docs" in printed
+        assert f"http://127.0.0.1:{erp_health_port}/health" in printed
+
+        def inventory_of_vehicle_one() -> dict[str, Any] | None:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/vehicles/1", timeout=2)
+            except httpx.HTTPError:
+                return None
+            inventory: dict[str, Any] | None = response.json().get("inventory")
+            return inventory
+
+        # The stand-in stocks the first demo vehicles; the ERP connector's snapshot merges into their documents.
+        inventory = wait_until(inventory_of_vehicle_one, timeout=120, interval=1, what="ERP inventory on vehicle 1")
+        assert inventory["stock_number"].startswith("D")
+        assert inventory["yard"]
+        erp_health = httpx.get(f"http://127.0.0.1:{erp_health_port}/health", timeout=5)
+        assert erp_health.status_code == 200, erp_health.text
+        assert erp_health.json()["counters"]["snapshot_rows"] >= 200
         children = psutil.Process(up.pid).children(recursive=True)
         assert len(children) >= 4  # tansu, connector, worker, api
+        commands = [" ".join(child.cmdline()) for child in children]
+        assert any("hub.cli connect erp" in command for command in commands), commands
+        assert any("hub.cli erp-sim --rate" in command for command in commands), commands
     finally:
         up.send_signal(signal.SIGINT)
         exit_code = up.wait(timeout=60)
     assert exit_code == 0, log_path.read_text()[-3000:]
     assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_the_erp_demo_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUCTION_HUB_ERP_DEMO", "false")
+    monkeypatch.setenv("AUCTION_HUB_ERP_DSN", "postgresql://postgres@127.0.0.1:1/never_reached")
+    settings = load_settings(UpSettings)
+    assert settings.erp_demo is False
+    assert _erp_children({}, settings, fresh_broker=True) == []
