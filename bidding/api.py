@@ -148,7 +148,7 @@ class BiddingHttpSettings(BiddingSettings):
 
 async def start_bidding(app: FastAPI, pool: AsyncConnectionPool[Connection], settings: BiddingHttpSettings) -> None:
     """Redis client, engine, service and the feed's reader task; nothing connects before the app starts."""
-    redis: Redis = Redis.from_url(settings.redis_url, max_connections=settings.redis_max_connections)
+    redis: Redis = settings.redis_client()
     feed = FeedConfig(
         heartbeat_s=settings.sse_heartbeat_s,
         queue_size=settings.sse_queue_size,

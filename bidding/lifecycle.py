@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def clients(settings: BidLifecycleSettings) -> AsyncIterator[tuple[AsyncConnectionPool[Connection], Redis]]:
     pool = create_pool(settings.database_url, max_size=4)
-    redis: Redis = Redis.from_url(settings.redis_url, max_connections=settings.redis_max_connections)
+    redis: Redis = settings.redis_client()
     await pool.open(wait=False)
     try:
         yield pool, redis

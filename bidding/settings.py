@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from hub.settings import DatabaseSettings, HubSettings, KafkaSettings
 
@@ -16,6 +17,16 @@ class BiddingSettings(HubSettings):
         description="Redis holding live lots; run it with appendonly yes and appendfsync always (ACCEPTED = durable).",
     )
     redis_max_connections: int = Field(default=64, ge=1, le=10_000)
+    redis_pool_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="How long a request waits for a free Redis connection when all are busy."
+    )
+
+    def redis_client(self) -> Redis:
+        """A client whose pool makes callers wait for a free connection (redis-py's default pool refuses at once)."""
+        pool = BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=self.redis_max_connections, timeout=self.redis_pool_timeout_s
+        )
+        return Redis(connection_pool=pool)
 
     @field_validator("redis_url")
     @classmethod

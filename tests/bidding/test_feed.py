@@ -279,3 +279,28 @@ async def test_entries_of_one_millisecond_go_out_in_the_total_order(api: LiveApi
     finally:
         await hub.stop()
         await redis.aclose()
+
+
+async def test_a_burst_of_clients_waits_for_redis_connections_instead_of_failing(
+    database_factory: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """60 streams open at once on an API allowed 4 Redis connections: each gets its snapshot and the next price."""
+    directory = tmp_path_factory.mktemp("bid-burst")
+    with live_api(database_factory, directory, "bidburst", redis_max_connections=4) as small:
+        async with small.market() as market:
+            auction, _ = await live_auction(market)
+            lot_id = auction["lots"][0]["id"]
+            async with httpx.AsyncClient(base_url=small.base_url, timeout=20) as client:
+
+                async def watch() -> list[str]:
+                    async with client.stream("GET", f"/api/v1/stream?lots={lot_id}") as response:
+                        assert response.status_code == 200
+                        reader = SseReader(response)
+                        first = await reader.next(15)
+                        second = await reader.next(15)
+                        return [first.event, second.event]
+
+                watchers = [asyncio.create_task(watch()) for _ in range(60)]
+                await asyncio.sleep(1.5)
+                await bid(market, await market.member(), lot_id, 10_000)
+                assert await asyncio.gather(*watchers) == [["snapshot", "price"]] * 60
