@@ -145,7 +145,7 @@ def test_submission_verdict_and_vehicle_document(hub: Hub) -> None:
 
 
 def test_a_worker_killed_while_waiting_to_retry_loses_nothing(hub: Hub) -> None:
-    faulty = hub.moderation_worker("faulty", AUCTION_HUB_FAULT_INJECTION="error:1", AUCTION_HUB_RETRY_BACKOFF_S="8")
+    faulty = hub.moderation_worker("faulty", AUCTION_HUB_FAULT_INJECTION="error:1", AUCTION_HUB_RETRY_BACKOFF_S="5")
     try:
         wait_for_moderation_ready(faulty)
         item = hub.ask("Has the timing belt been replaced?")
@@ -157,7 +157,7 @@ def test_a_worker_killed_while_waiting_to_retry_loses_nothing(hub: Hub) -> None:
     finally:
         faulty.kill()  # mid back-off: the dead letter is not acknowledged
     assert hub.row(item)["status"] == "pending_review"
-    healthy = hub.moderation_worker("healthy", AUCTION_HUB_RETRY_BACKOFF_S="8")
+    healthy = hub.moderation_worker("healthy", AUCTION_HUB_RETRY_BACKOFF_S="5")
     try:
         wait_until(lambda: hub.row(item)["status"] == "approved", timeout=120, what="the retry after the restart")
         assert hub.row(item)["attempts"] == 1
