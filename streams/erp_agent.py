@@ -31,7 +31,7 @@ from streams.erp_changes import (
     encode_inventory_refreshes,
     encode_stock_ops,
 )
-from streams.erp_directory import InventoryDirectory
+from streams.erp_directory import BatchWrites, InventoryDirectory
 
 if TYPE_CHECKING:
     from faust.types import EventT, StreamT
@@ -92,19 +92,30 @@ class ErpWiring:
         owner = self.owner
         window = owner.settings.batch_window_ms / 1000
         async for events in take_event_batches(stream, owner.settings.batch_max, window):
-            refreshes: list[InventoryRefresh] = []
+            refreshes: dict[str, InventoryRefresh] = {}  # the newest per vehicle: a backlog refreshes each once
             moved: list[StockOp] = []
+            stock: BatchWrites[EventT] = BatchWrites(self.directory.stock)
+            directory = InventoryDirectory(stock, self.directory.vehicles)
             for event in events:
                 try:
                     ops = self._decode_stock_event(event, moved)
                 except InvalidChangeEvent as exc:
                     await owner._dead_letter(event, exc)  # noqa: SLF001 - the app's one dead-letter path
                     continue
+                stock.tag = event
                 with as_current_event(event):
                     for op in ops:
-                        refreshes += self.directory.apply(op)
+                        refreshes.update((r.vehicle_id, r) for r in directory.apply(op))
+            for tag, writes in stock.writes_by_tag():  # one stock write per VIN, in its last event's partition
+                assert tag is not None  # noqa: S101 - every write happens under an event
+                with as_current_event(tag):
+                    for vin, entries in writes:
+                        stock.flush_to_table(vin, entries)
             await owner._send_grouped(  # noqa: SLF001
-                self.refresh_topic, refreshes, lambda r: owner._vehicle_key(r.vehicle_id), encode_inventory_refreshes
+                self.refresh_topic,
+                list(refreshes.values()),
+                lambda r: owner._vehicle_key(r.vehicle_id),  # noqa: SLF001
+                encode_inventory_refreshes,
             )
             await self._send_stock_ops(moved)
             owner.metrics.count("erp_events_consumed", len(events))
