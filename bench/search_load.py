@@ -346,10 +346,19 @@ class HttpClient:
         self._writer: asyncio.StreamWriter | None = None
 
     async def get(self, target: str) -> tuple[int, bytes]:
+        return await self.request("GET", target)
+
+    async def request(
+        self, method: str, target: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
+    ) -> tuple[int, bytes]:
+        """Any method; a body goes with its Content-Length (the caller names its Content-Type in `headers`)."""
         if self._reader is None or self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
         reader, writer = self._reader, self._writer
-        writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode("ascii"))
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}", *(f"{name}: {value}" for name, value in headers)]
+        if body or method not in ("GET", "HEAD"):
+            lines.append(f"Content-Length: {len(body)}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 "):
             raise HttpError(f"not an HTTP/1.1 response: {head[:80]!r}")

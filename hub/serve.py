@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import uvicorn
@@ -16,7 +17,20 @@ def app_from_environment() -> FastAPI:
     from hub.api import create_app
     from search_api.settings import ApiSettings
 
-    return create_app(load_settings(ApiSettings))
+    app = create_app(load_settings(ApiSettings))
+    freeze_startup_objects()
+    return app
+
+
+def freeze_startup_objects() -> None:
+    """Move what importing and building the app allocated (~120,000 objects) out of the garbage collector's reach.
+
+    Under load, objects of in-flight requests get promoted and trigger full collections; each one walked every
+    object of every imported module, 50-100 ms during which no request moved (the p95 of POST /cars). Frozen
+    objects are never collected, which is what module-level objects are anyway.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def serve_api(host: str, port: int, workers: int) -> None:

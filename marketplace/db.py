@@ -38,3 +38,23 @@ async def transaction(pool: AsyncConnectionPool[Connection]) -> AsyncIterator[Co
         raise ServiceUnavailable(
             "the marketplace database is unreachable; retry shortly", headers={"Retry-After": "5"}
         ) from exc
+
+
+@asynccontextmanager
+async def single_statement(pool: AsyncConnectionPool[Connection]) -> AsyncIterator[Connection]:
+    """One connection in autocommit mode, for a write that is one SQL statement (its own transaction).
+
+    Saves the two round trips of `transaction` (BEGIN before the statement, COMMIT after it); the connection goes
+    back to the pool in its usual mode. Never run more than one statement that must commit together in it.
+    """
+    try:
+        async with pool.connection() as connection:
+            await connection.set_autocommit(True)
+            try:
+                yield connection
+            finally:
+                await connection.set_autocommit(False)
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise ServiceUnavailable(
+            "the marketplace database is unreachable; retry shortly", headers={"Retry-After": "5"}
+        ) from exc

@@ -54,6 +54,21 @@ async def insert_car(conn: Connection, dealer_id: int, values: dict[str, Any]) -
     return row
 
 
+async def insert_car_for_owner(conn: Connection, owner_id: int, values: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert a car for the dealership `owner_id` owns, unless it has none or is suspended (then None).
+
+    One statement: the dealer lookup is folded into the insert, so in autocommit it is one round trip.
+    """
+    columns = [column for column in WRITABLE_COLUMNS if column in values]
+    cursor = await conn.execute(
+        f"INSERT INTO vehicles (dealer_id, {', '.join(columns)}) "
+        f"SELECT d.id, {', '.join(f'%({column})s' for column in columns)} FROM dealers d "
+        f"WHERE d.owner_id = %(owner_id)s AND d.status <> 'suspended' RETURNING {CAR_COLUMNS}",
+        {**values, "owner_id": owner_id},
+    )
+    return await cursor.fetchone()
+
+
 async def insert_cars(conn: Connection, dealer_id: int, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Insert many cars in one statement; a VIN the dealer already lists is skipped. Returns VIN -> new id.
 

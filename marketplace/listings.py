@@ -26,7 +26,7 @@ from hub.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from marketplace import listing_store
 from marketplace.accounts import CurrentUser
 from marketplace.catalog import BODY_TYPES, DRIVETRAINS, FUELS, TRANSMISSIONS, load_catalog, location_for_zip
-from marketplace.db import Connection, transaction
+from marketplace.db import Connection, single_statement, transaction
 from marketplace.vin import CHECK_DIGIT_INDEX, FIRST_MODEL_YEAR, VIN_LENGTH, is_valid_vin, vin_check_digit
 
 MAX_MILEAGE: Final = 2_000_000
@@ -277,10 +277,18 @@ class Listings:
         return int(dealer["id"])
 
     async def create(self, actor: CurrentUser, spec: CarSpec) -> dict[str, Any]:
-        dealer_id = await self.dealer_of(actor)
+        """One statement on the hot path: the insert finds the actor's dealership itself."""
+        values = columns_of(spec)
         try:
+            async with single_statement(self.pool) as conn:
+                car = await listing_store.insert_car_for_owner(conn, actor.id, values)
+            if car is not None:
+                return car
+            # No dealership, or a suspended one: dealer_of says which. Should it pass (the dealership was
+            # registered or reinstated in between), insert for the dealer it found.
+            dealer_id = await self.dealer_of(actor)
             async with transaction(self.pool) as conn:
-                return await listing_store.insert_car(conn, dealer_id, columns_of(spec))
+                return await listing_store.insert_car(conn, dealer_id, values)
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict(
                 f"you already list VIN {spec.vin}; change that car instead", problems=[

@@ -21,7 +21,7 @@ Dealer = Annotated[CurrentUser, Depends(require_roles("dealer", "admin"))]
 Sort = Literal["-created", "created", "price", "-price", "year", "-year", "mileage", "-mileage"]
 
 
-def get_listings(pool: PoolDep) -> Listings:
+async def get_listings(pool: PoolDep) -> Listings:
     return Listings(pool)
 
 
