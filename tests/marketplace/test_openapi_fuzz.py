@@ -1,7 +1,8 @@
 """Schemathesis over the whole OpenAPI schema, in-process against a migrated database, signed in as an admin.
 
 Bounded (a few examples per operation, derandomized so a failure reproduces): no 5xx and every documented
-response matches its schema. A little data is seeded so that ids 1 and 2 exist for most resources.
+response matches its schema. The SSE feeds (`.../stream`) are left out: a response never ends by design, which an
+in-process client reading whole bodies cannot take; tests/bidding/test_feed.py and test_outbid.py cover them. A little data is seeded so that ids 1 and 2 exist for most resources.
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ def test_no_server_errors_and_responses_match_the_schema(
     operations = []
     for result in api_schema.get_all_operations():
         if isinstance(result, Ok):
-            operations.append(result.ok())
+            operation = result.ok()
+            if not operation.path.endswith("/stream"):
+                operations.append(operation)
         else:
             failures.append(f"an operation's schema is invalid: {result.err()}")
     assert len(operations) > 10
