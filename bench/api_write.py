@@ -66,17 +66,22 @@ class HttpxTransport:
     """One `httpx.AsyncClient` with one keep-alive connection (what the figures before the raw client used)."""
 
     def __init__(self, base_url: str) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits)
+        self.base_url = base_url
+        self.http: httpx.AsyncClient | None = None
 
     async def request(
         self, method: str, target: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
     ) -> tuple[int, bytes]:
+        if self.http is None:
+            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            self.http = httpx.AsyncClient(base_url=self.base_url, timeout=120, limits=limits)
         response = await self.http.request(method, target, content=body, headers=list(headers))
         return response.status_code, response.content
 
     async def close(self) -> None:
-        await self.http.aclose()
+        if self.http is not None:
+            await self.http.aclose()
+            self.http = None
 
 
 @dataclass
@@ -239,10 +244,14 @@ async def run(
                 status = await call(client)
             except (OSError, asyncio.IncompleteReadError, HttpError, httpx.HTTPError):
                 status = 0
+                await client.http.close()  # the next request connects again
             latencies.append((time.perf_counter() - started) * 1000)
             if status != ok:
                 errors += 1
 
+    # uvicorn closes keep-alive connections idle for 5 s (the slow bcrypt phase leaves some idle that long):
+    # every client starts a run on a new connection, opened inside its first timed request.
+    await asyncio.gather(*(client.http.close() for client in clients))
     before = cpu.sample()
     started = time.perf_counter()
     await asyncio.gather(*(one_client(client) for client in clients))

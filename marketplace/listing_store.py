@@ -69,13 +69,8 @@ async def insert_car_for_owner(conn: Connection, owner_id: int, values: dict[str
     return await cursor.fetchone()
 
 
-async def insert_cars(conn: Connection, dealer_id: int, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Insert many cars in one statement; a VIN the dealer already lists is skipped. Returns VIN -> new id.
-
-    The rows' VINs must be distinct (the caller reports repeats within a file itself).
-    """
-    if not rows:
-        return {}
+def _unnested(rows: Sequence[dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
+    """Rows as one typed array per writable column: (select list over `u`, unnest arguments, parameters)."""
     columns = list(WRITABLE_COLUMNS)
     arrays = {column: [row.get(column) for row in rows] for column in columns}
     # Image lists differ in length, which a 2-D array cannot hold: each travels as one '\n'-joined text.
@@ -85,13 +80,52 @@ async def insert_cars(conn: Connection, dealer_id: int, rows: Sequence[dict[str,
         for column in columns
     ]
     unnest_args = ", ".join(f"%({column})s::{_ARRAY_TYPES[column]}[]" for column in columns)
+    return ", ".join(selected), unnest_args, arrays
+
+
+async def insert_cars(conn: Connection, dealer_id: int, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert many cars in one statement; a VIN the dealer already lists is skipped. Returns VIN -> new id.
+
+    The rows' VINs must be distinct (the caller reports repeats within a file itself).
+    """
+    if not rows:
+        return {}
+    selected, unnest_args, arrays = _unnested(rows)
     cursor = await conn.execute(
-        f"INSERT INTO vehicles (dealer_id, {', '.join(columns)}) "
-        f"SELECT %(dealer_id)s, {', '.join(selected)} FROM unnest({unnest_args}) AS u({', '.join(columns)}) "
+        f"INSERT INTO vehicles (dealer_id, {', '.join(WRITABLE_COLUMNS)}) "
+        f"SELECT %(dealer_id)s, {selected} FROM unnest({unnest_args}) AS u({', '.join(WRITABLE_COLUMNS)}) "
         "ON CONFLICT (dealer_id, vin) WHERE deleted_at IS NULL DO NOTHING RETURNING id, vin",
         {**arrays, "dealer_id": dealer_id},
     )
     return {row["vin"]: int(row["id"]) for row in await cursor.fetchall()}
+
+
+async def insert_cars_for_owners(
+    conn: Connection, cars: Sequence[tuple[int, dict[str, Any]]]
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """Insert cars of several dealers in one statement, each for the dealership its owner (user id) runs.
+
+    A car whose owner has no dealership or a suspended one, or whose VIN that dealer lists already, is skipped.
+    Returns (owner id, VIN) -> the new car. The (owner, VIN) pairs must be distinct.
+    """
+    if not cars:
+        return {}
+    selected, unnest_args, arrays = _unnested([values for _, values in cars])
+    cursor = await conn.execute(
+        f"WITH inserted AS (INSERT INTO vehicles (dealer_id, {', '.join(WRITABLE_COLUMNS)}) "
+        f"SELECT d.id, {selected} "
+        f"FROM unnest(%(owner_id)s::int8[], {unnest_args}) WITH ORDINALITY "
+        f"AS u(owner_id, {', '.join(WRITABLE_COLUMNS)}, n) "
+        "JOIN dealers d ON d.owner_id = u.owner_id AND d.status <> 'suspended' ORDER BY u.n "
+        f"ON CONFLICT (dealer_id, vin) WHERE deleted_at IS NULL DO NOTHING RETURNING {CAR_COLUMNS}) "
+        "SELECT d.owner_id, inserted.* FROM inserted JOIN dealers d ON d.id = inserted.dealer_id",
+        {**arrays, "owner_id": [owner_id for owner_id, _ in cars]},
+    )
+    created: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in await cursor.fetchall():
+        owner_id = row.pop("owner_id")
+        created[(int(owner_id), row["vin"])] = row
+    return created
 
 
 async def listed_vins(conn: Connection, dealer_id: int, vins: Sequence[str]) -> dict[str, int]:

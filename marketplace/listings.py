@@ -27,6 +27,7 @@ from marketplace import listing_store
 from marketplace.accounts import CurrentUser
 from marketplace.catalog import BODY_TYPES, DRIVETRAINS, FUELS, TRANSMISSIONS, load_catalog, location_for_zip
 from marketplace.db import Connection, single_statement, transaction
+from marketplace.listing_batches import CarBatcher
 from marketplace.vin import CHECK_DIGIT_INDEX, FIRST_MODEL_YEAR, VIN_LENGTH, is_valid_vin, vin_check_digit
 
 MAX_MILEAGE: Final = 2_000_000
@@ -263,8 +264,10 @@ class BulkResult:
 class Listings:
     """Dealers' inventory: create, read, change, withdraw and delete cars; bulk inserts for uploads."""
 
-    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Connection], batcher: CarBatcher | None = None) -> None:
+        """`batcher`: coalesces concurrent creates into multi-row inserts (one per app); without it, one by one."""
         self.pool = pool
+        self.batcher = batcher
 
     async def dealer_of(self, actor: CurrentUser) -> int:
         """The dealer the signed-in user owns; refuses users without one and suspended dealers."""
@@ -277,9 +280,13 @@ class Listings:
         return int(dealer["id"])
 
     async def create(self, actor: CurrentUser, spec: CarSpec) -> dict[str, Any]:
-        """One statement on the hot path: the insert finds the actor's dealership itself."""
+        """One statement on the hot path (shared with concurrent creates if batched): it finds the dealership."""
         values = columns_of(spec)
-        try:
+        if self.batcher is not None:
+            batched = await self.batcher.insert(actor.id, values)
+            if batched is not None:
+                return batched
+        try:  # alone: the batch's leftovers get their own answer here
             async with single_statement(self.pool) as conn:
                 car = await listing_store.insert_car_for_owner(conn, actor.id, values)
             if car is not None:

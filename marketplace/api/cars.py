@@ -5,13 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from marketplace.accounts import CurrentUser
 from marketplace.api.deps import CurrentUserDep, PoolDep, require_roles
 from marketplace.api.envelope import Page, paginated, success
 from marketplace.bulk_upload import MAX_FILE_BYTES, XLSX_MEDIA_TYPE, FileTooLarge, parse_upload, template_workbook
+from marketplace.listing_batches import CarBatcher
 from marketplace.listings import CarChanges, CarFilters, CarSpec, Listings
 
 router = APIRouter(prefix="/api/v1/cars", tags=["cars"])
@@ -21,8 +22,11 @@ Dealer = Annotated[CurrentUser, Depends(require_roles("dealer", "admin"))]
 Sort = Literal["-created", "created", "price", "-price", "year", "-year", "mileage", "-mileage"]
 
 
-async def get_listings(pool: PoolDep) -> Listings:
-    return Listings(pool)
+async def get_listings(request: Request, pool: PoolDep) -> Listings:
+    batcher: CarBatcher | None = getattr(request.app.state, "car_batcher", None)
+    if batcher is None or batcher.pool is not pool:  # one per app and pool, made on first use
+        batcher = request.app.state.car_batcher = CarBatcher(pool)
+    return Listings(pool, batcher)
 
 
 ListingsDep = Annotated[Listings, Depends(get_listings)]
