@@ -36,7 +36,7 @@ from connectors.search.tantivy_versions import IndexVersions
 from hub.settings import IndexSettings
 from schemas.vehicle import VehicleDocument
 from streams.changes import DealerChange, DealerRefresh, VehicleUpsert, decode_dealer_change, decode_vehicle_change
-from streams.documents import apply_vehicle_upsert
+from streams.documents import apply_vehicle_upsert, carry_other_sources
 from streams.reindex import ReindexControl, ReindexState, pid_alive, utc_now
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class Reindex:
             lock = self._take_writer_lock(old)
             self.echo(f"reindex: no worker runs (the writer lock of {old.name} was free); building alone")
         try:
-            documents, lsn = await self._build(self.target)
+            documents, lsn = await self._build(self.target, old)
             if lock is not None:
                 self.versions.promote(self.target)
                 self._handed_over = True
@@ -228,8 +228,9 @@ class Reindex:
 
     # -- build --------------------------------------------------------------------------------------
 
-    async def _build(self, target: Path) -> tuple[int, int]:
-        """Write every vehicle of a fresh snapshot into `target`: (documents, snapshot position)."""
+    async def _build(self, target: Path, old: Path) -> tuple[int, int]:
+        """Write every vehicle of a fresh snapshot into `target`: (documents, snapshot position). What other sources
+        put into documents (bids, approved Q&A, ERP inventory) is carried over from the current version `old`."""
         s = self.settings
         catalog = await SourceCatalog.connect(s.database_url)
         try:
@@ -256,7 +257,13 @@ class Reindex:
             lsn, snapshot_name = await asyncio.to_thread(slot.create_temporary_slot_with_snapshot, _slot_name(s))
             reader = await SnapshotReader.open(s.database_url, snapshot_name)
             try:
-                documents = await self._write_documents(reader, tables, lsn, TantivyIndex(target, writer=True))
+                previous = TantivyIndex(old, writer=False)
+                try:
+                    documents = await self._write_documents(
+                        reader, tables, lsn, TantivyIndex(target, writer=True), previous
+                    )
+                finally:
+                    await previous.close()
             finally:
                 await reader.close()
         finally:
@@ -264,7 +271,12 @@ class Reindex:
         return documents, lsn
 
     async def _write_documents(
-        self, reader: SnapshotReader, tables: dict[str, TableEvents], lsn: int, index: TantivyIndex
+        self,
+        reader: SnapshotReader,
+        tables: dict[str, TableEvents],
+        lsn: int,
+        index: TantivyIndex,
+        previous: TantivyIndex,
     ) -> int:
         """The worker's own path: snapshot records (op `r`) decoded and applied by the document rules.
 
@@ -295,10 +307,10 @@ class Reindex:
                 if document is not None:
                     batch.append(document)
                 if len(batch) >= BUILD_BATCH:
-                    await index.upsert(batch)
+                    await index.upsert(await _with_other_sources(batch, previous))
                     documents += len(batch)
                     batch = []
-            await index.upsert(batch)
+            await index.upsert(await _with_other_sources(batch, previous))
             documents += len(batch)
             await index.flush()
         finally:
@@ -331,6 +343,13 @@ class Reindex:
             self.versions.prune()
         except OSError as exc:
             log.warning("pruning old index versions failed: %s", exc)
+
+
+async def _with_other_sources(batch: list[VehicleDocument], previous: TantivyIndex) -> list[VehicleDocument]:
+    if not batch:
+        return batch
+    current = await previous.get_many([document.id for document in batch])
+    return [carry_other_sources(document, current.get(document.id)) for document in batch]
 
 
 def _slot_name(settings: ReindexSettings) -> str:

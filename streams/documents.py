@@ -143,3 +143,28 @@ def apply_dealer_refresh(current: VehicleDocument | None, refresh: DealerRefresh
         }
     )
     return Outcome(updated)
+
+
+# What sources other than the marketplace's vehicles and dealers tables put into a document: live bidding,
+# moderated Q&A and ERP inventory (with their positions). A rebuild from PostgreSQL keeps them.
+OTHER_SOURCE_FIELDS = (
+    "currentBid",
+    "auction_id",
+    "auction_status",
+    "auction_ends_at",
+    "bid_count",
+    "questions",
+    "qna",
+    "inventory",
+)
+REBUILT_SOURCES = (VEHICLES_SOURCE, DEALERS_SOURCE)
+
+
+def carry_other_sources(rebuilt: VehicleDocument, current: VehicleDocument | None) -> VehicleDocument:
+    """`rebuilt` (from a snapshot of vehicles and dealers) with what the other sources had put into `current`."""
+    if current is None:
+        return rebuilt
+    carried = {name: getattr(current, name) for name in OTHER_SOURCE_FIELDS}
+    positions = {**rebuilt.positions}
+    positions.update({source: at for source, at in current.positions.items() if source not in REBUILT_SOURCES})
+    return rebuilt.model_copy(update={**carried, "positions": positions})

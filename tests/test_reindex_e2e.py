@@ -26,6 +26,7 @@ from hub.api import create_app
 from hub.broker import EmbeddedBroker
 from hub.reindex import Reindex, ReindexError, ReindexSettings
 from marketplace.migrate import apply_migrations
+from schemas.vehicle import VehicleDocument
 from search_api.settings import ApiSettings
 from streams.changes import VehicleUpsert
 from streams.indexer import VehicleIndexer
@@ -257,15 +258,39 @@ def reindex_settings(database_url: str, seeded: dict[str, Any], tmp_path: Path) 
 
 
 async def test_without_a_worker_the_command_builds_and_promotes_alone(reindex_settings: ReindexSettings) -> None:
+    versions = IndexVersions(reindex_settings.index_path, "vehicles")
+    expected = database_vehicles(reindex_settings.database_url)
+    carried_id = str(next(iter(expected)))
+    # What live bidding, moderation and the ERP had put into the current version must survive the rebuild.
+    current = VersionedTantivyIndex(versions, writer=True)
+    await current.upsert(
+        [
+            VehicleDocument(
+                id=carried_id,
+                currentBid=12_345.0,
+                bid_count=3,
+                auction_status="live",
+                inventory={"available": True, "stock_number": "S-1"},
+                positions={"pg.vehicles": 1, "auction.bids": 7},
+            )
+        ]
+    )
+    await current.flush()
+    await current.close()
     messages: list[str] = []
     summary = await Reindex(reindex_settings, ack_timeout_s=0.3, echo=messages.append).run()
 
-    versions = IndexVersions(reindex_settings.index_path, "vehicles")
     assert summary.mode == "standalone"
     assert versions.current().name == summary.new_version
     reader = VersionedTantivyIndex(versions, writer=False)
-    expected = database_vehicles(reindex_settings.database_url)
     assert summary.documents == len(expected)
+    carried = await reader.get(carried_id)
+    assert carried is not None
+    assert (carried.currentBid, carried.bid_count, carried.auction_status) == (12_345.0, 3, "live")
+    assert carried.inventory == {"available": True, "stock_number": "S-1"}
+    assert carried.positions["auction.bids"] == 7
+    assert carried.positions["pg.vehicles"] == summary.snapshot_lsn - 1  # rebuilt from PostgreSQL
+    assert carried.make is not None
     document = await reader.get(str(next(iter(expected))))
     assert document is not None
     assert document.dealer is not None
