@@ -187,19 +187,18 @@ async def sign_up_dealers(
     return [Client(f"dealer{n}@bench.example", transport()) for n in range(count)]
 
 
-async def login(client: Client) -> int:
+async def login(client: Client) -> tuple[int, bytes]:
     form = urlencode({"username": client.email, "password": PASSWORD}).encode()
     status, body = await client.http.request("POST", "/api/v1/auth/login", form, [FORM])
     if status == 200:
         client.headers = [("Authorization", f"Bearer {orjson.loads(body)['access_token']}")]
-    return status
+    return status, body
 
 
-def create_car(zip_code: str) -> Callable[[Client], Awaitable[int]]:
-    async def call(client: Client) -> int:
+def create_car(zip_code: str) -> Callable[[Client], Awaitable[tuple[int, bytes]]]:
+    async def call(client: Client) -> tuple[int, bytes]:
         body = orjson.dumps(car_json(zip_code))
-        status, _ = await client.http.request("POST", "/api/v1/cars", body, [JSON, *client.headers])
-        return status
+        return await client.http.request("POST", "/api/v1/cars", body, [JSON, *client.headers])
 
     return call
 
@@ -231,32 +230,42 @@ class CpuMeter:
 
 
 async def run(
-    clients: list[Client], call: Callable[[Client], Awaitable[int]], per_client: int, ok: int, cpu: CpuMeter
+    clients: list[Client],
+    call: Callable[[Client], Awaitable[tuple[int, bytes]]],
+    per_client: int,
+    ok: int,
+    cpu: CpuMeter,
 ) -> RunResult:
     latencies: list[float] = []
     errors = 0
+    samples: list[str] = []
 
     async def one_client(client: Client) -> None:
         nonlocal errors
         for _ in range(per_client):
             started = time.perf_counter()
             try:
-                status = await call(client)
-            except (OSError, asyncio.IncompleteReadError, HttpError, httpx.HTTPError):
-                status = 0
+                status, body = await call(client)
+            except (OSError, asyncio.IncompleteReadError, HttpError, httpx.HTTPError) as exc:
+                status, body = 0, repr(exc).encode()
                 await client.http.close()  # the next request connects again
             latencies.append((time.perf_counter() - started) * 1000)
             if status != ok:
                 errors += 1
+                if len(samples) < 3:
+                    samples.append(f"{client.email}: {status} {body[:200]!r}")
 
-    # uvicorn closes keep-alive connections idle for 5 s (the slow bcrypt phase leaves some idle that long):
-    # every client starts a run on a new connection, opened inside its first timed request.
-    await asyncio.gather(*(client.http.close() for client in clients))
+    # uvicorn closes keep-alive connections idle for 5 s (the slow bcrypt phase leaves some idle that long), which
+    # httpx notices before it sends and the raw client does not: each raw client starts a run on a new connection,
+    # opened inside its first timed request.
+    await asyncio.gather(*(client.http.close() for client in clients if isinstance(client.http, HttpClient)))
     before = cpu.sample()
     started = time.perf_counter()
     await asyncio.gather(*(one_client(client) for client in clients))
     seconds = time.perf_counter() - started
     after = cpu.sample()
+    for sample in samples:
+        print(f"  error: {sample}")
     return RunResult(latencies, errors, seconds, {part: after[part] - before[part] for part in after})
 
 
