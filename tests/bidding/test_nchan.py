@@ -30,6 +30,7 @@ from bidding.nchan import (
 )
 from bidding.settings import NchanSettings
 from hub.broker import free_port
+from tests.bidding.conftest import RedisServer
 from tests.bidding.live_server import LiveApi, live_api, live_auction
 from tests.bidding.test_feed import Event, SseReader, bid
 from tests.marketplace.test_auctions import Market
@@ -298,8 +299,10 @@ class RecordingPort:
 
 
 async def test_armed_lots_are_watched_before_their_first_event_and_closed_ones_dropped(
-    redis_client: aioredis.Redis,
+    redis_server_factory: Callable[[], RedisServer],
 ) -> None:
+    # Its own server: the publisher watches every armed lot, and other tests arm lots on the shared one.
+    redis_client = aioredis.Redis.from_url(redis_server_factory().url)
     lot = 987_001
     await redis_client.delete(events_key(lot), published_key(lot), lot_key(lot, "state"))
     await redis_client.hset(lot_key(lot, "state"), mapping={"status": "open", "lot_id": str(lot)})
@@ -324,3 +327,4 @@ async def test_armed_lots_are_watched_before_their_first_event_and_closed_ones_d
     assert lot in await again.discover()
     assert lot in again.finished
     assert lot not in again.cursors
+    await redis_client.aclose()
