@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import ADMIN_URL, percentile  # noqa: E402
 from hub.broker import free_port  # noqa: E402
+from hub.embedded_redis import EmbeddedRedis  # noqa: E402
 from marketplace.migrate import apply_migrations, drop_database, ensure_database  # noqa: E402
 from tests.pipeline import wait_until  # noqa: E402
 
@@ -68,25 +69,6 @@ def rss_mb(pid: int) -> float:
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-
-def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", ""]
-    args += ["--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"]
-    process = subprocess.Popen(args, stdout=(directory / "redis.log").open("wb"), stderr=subprocess.STDOUT)  # noqa: S603
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_until(lambda: _redis_up(url), timeout=10, what="redis-server")
-    return process, url
-
-
-def _redis_up(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url).ping())
-    except redis.RedisError:
-        return False
 
 
 @dataclass
@@ -659,7 +641,8 @@ async def figure_nchan(args: argparse.Namespace, api: Api, redis_url: str, marke
 
 
 async def bench(args: argparse.Namespace, workdir: Path, database_url: str) -> None:
-    redis_process, redis_url = start_redis(workdir)
+    redis = EmbeddedRedis(workdir / "redis").start()  # AOF, appendfsync always
+    redis_url = redis.url
     env = {
         **os.environ,
         "AUCTION_HUB_DATABASE_URL": database_url,
@@ -679,14 +662,14 @@ async def bench(args: argparse.Namespace, workdir: Path, database_url: str) -> N
         market = await build_market(api.url, database_url, args.lots, args.bidders)
         print(f"{os.cpu_count()} cores; market: {len(market.lots)} live lots, {len(market.bidders)} buyers")
         if args.only in (None, "accept"):
-            await figure_accept(args, api, redis_url, market, redis_process.pid)
+            await figure_accept(args, api, redis_url, market, redis.pid)
         if args.only in (None, "native"):
             await figure_native(args, api, redis_url, market)
         if args.only in (None, "nchan"):
             await figure_nchan(args, api, redis_url, market, workdir)
     finally:
         stop(api.process)
-        stop(redis_process)
+        redis.stop()
 
 
 def main() -> int:

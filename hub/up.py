@@ -16,6 +16,7 @@ import psycopg
 from pydantic import Field
 
 from hub.broker import EmbeddedBroker, free_port, wait_for_port
+from hub.embedded_redis import EmbeddedRedis, RedisStartError
 from hub.settings import DatabaseSettings, IndexSettings, KafkaSettings, load_settings
 from hub.supervisor import ChildSpec, Supervisor
 from marketplace.migrate import maintenance_url
@@ -34,6 +35,11 @@ class UpSettings(DatabaseSettings, KafkaSettings, IndexSettings):
     erp_health_port: int = Field(default=8086, ge=1, le=65535)
     erp_sim_rate: float = Field(default=2.0, ge=0, le=1000, description="erp-sim changes/s; 0: no simulator.")
     erp_demo_stock: int = Field(default=200, ge=0, le=20_000, description="Demo vehicles stocked in an empty ERP.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Live bidding's Redis; unset: `up` runs its own redis-server (AOF, fsync always) in state_dir.",
+    )
+    redis_port: int = Field(default=6390, ge=1, le=65535, description="Port of the redis-server `up` runs.")
 
 
 class PostgresNotReady(RuntimeError):
@@ -178,8 +184,21 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
         port = settings.broker_port if not wait_for_port("127.0.0.1", settings.broker_port, 0.2) else free_port()
         broker = EmbeddedBroker(port=port, log_path=settings.state_dir / "tansu.log").start()
         bootstrap = broker.bootstrap_servers
+    redis: EmbeddedRedis | None = None
+    redis_url = settings.redis_url
+    if not redis_url:
+        port = settings.redis_port if not wait_for_port("127.0.0.1", settings.redis_port, 0.2) else free_port()
+        try:
+            redis = EmbeddedRedis(settings.state_dir / "redis", port=port).start()
+        except RedisStartError as exc:
+            print(f"error: live bidding needs Redis: {exc}; or set AUCTION_HUB_REDIS_URL", file=sys.stderr)
+            if broker:
+                broker.stop()
+            return 2
+        redis_url = redis.url
     env = {
         **os.environ,
+        "AUCTION_HUB_REDIS_URL": redis_url,
         "AUCTION_HUB_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "AUCTION_HUB_DATABASE_URL": settings.database_url,
         "AUCTION_HUB_INDEX_PATH": str(settings.index_path.resolve()),
@@ -196,6 +215,7 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
         f"  health            {api}/health\n"
         f"  worker metrics    http://127.0.0.1:{settings.metrics_port}/metrics\n"
         f"  Kafka bootstrap   {bootstrap}{' (embedded tansu)' if broker else ''}\n"
+        f"  Redis (bidding)   {redis_url}{' (embedded, AOF appendfsync always)' if redis else ''}\n"
         f"  PostgreSQL        {settings.database_url}\n"
         "Ctrl-C stops everything.\n",
         flush=True,
@@ -214,4 +234,6 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
     finally:
         if broker:
             broker.stop()
+        if redis:
+            redis.stop()
     return 0

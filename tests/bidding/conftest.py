@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import shutil
-import signal
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,44 +12,9 @@ import redis.asyncio as aioredis
 from bidding.engine import BidEngine
 from bidding.lots import BidReply, LotResult, LotRules, LotView
 from bidding.model import BidModel
-from hub.broker import free_port, wait_for_port
+from hub.embedded_redis import EmbeddedRedis
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-@dataclass
-class RedisServer:
-    """One redis-server process; `kill()` is kill -9, `start()` restarts it on the same port and directory."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
-        args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"]
-        log = (self.directory / "redis.log").open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        if not wait_for_port("127.0.0.1", self.port, 10):
-            self.stop()
-            raise RuntimeError(f"redis-server did not listen on {self.port}; see {self.directory / 'redis.log'}")
-        return self
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
+RedisServer = EmbeddedRedis  # kill() is kill -9; start() again reopens the same AOF
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,9 @@ def test_up_loads_demo_data_serves_it_and_stops_cleanly(database_factory: Any, t
     }
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("AUCTION_HUB_KAFKA_BOOTSTRAP_SERVERS", None)
+    env.pop("AUCTION_HUB_REDIS_URL", None)  # up runs its own AOF redis-server for bidding
+    redis_port = free_port()
+    env["AUCTION_HUB_REDIS_PORT"] = str(redis_port)
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as log:
         up = subprocess.Popen(
@@ -91,6 +94,11 @@ def test_up_loads_demo_data_serves_it_and_stops_cleanly(database_factory: Any, t
         commands = [" ".join(child.cmdline()) for child in children]
         assert any("hub.cli connect erp" in command for command in commands), commands
         assert any("hub.cli erp-sim --rate" in command for command in commands), commands
+        assert any(f"redis-server 127.0.0.1:{redis_port}" in command for command in commands), commands
+        assert f"redis://127.0.0.1:{redis_port}/0 (embedded, AOF appendfsync always)" in printed
+        lot = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/lots/1", timeout=5)
+        assert lot.status_code in (200, 404, 409), lot.text  # bidding reaches up's Redis: no 503
+        assert (tmp_path / "var" / "redis" / "appendonlydir").is_dir()
     finally:
         up.send_signal(signal.SIGINT)
         exit_code = up.wait(timeout=60)
