@@ -212,6 +212,7 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
         f"  faceted search    {api}/api/v1/vehicles?q=camry&sort=price\n"
         f"  vehicle detail    {api}/api/v1/vehicles/1\n"
         f"  API docs          {api}/docs\n"
+        f"  live auction page {api}/live/auctions/1\n"
         f"  health            {api}/health\n"
         f"  worker metrics    http://127.0.0.1:{settings.metrics_port}/metrics\n"
         f"  Kafka bootstrap   {bootstrap}{' (embedded tansu)' if broker else ''}\n"
