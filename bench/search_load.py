@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import random
 import shutil
-import socket
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -446,34 +445,17 @@ async def run_closed_loop(
 
 
 def api_app() -> FastAPI:
-    """The API as `auction-hub api` builds it, from the environment (uvicorn `--factory`, any worker count)."""
-    from hub.api import create_app
-    from hub.settings import load_settings
-    from search_api.settings import ApiSettings
+    """The API exactly as `auction-hub api` builds it, from the environment (uvicorn `--factory`, any worker count)."""
+    from hub.serve import app_from_environment
 
-    return create_app(load_settings(ApiSettings))
+    return app_from_environment()
 
 
 def serve(host: str, port: int, workers: int) -> None:
-    """uvicorn's multi-worker supervisor on a listening socket made with `IPPROTO_TCP`.
+    """`auction-hub api --workers N`: uvicorn's supervisor on a socket made with `IPPROTO_TCP` (hub/serve.py)."""
+    from hub.serve import serve_api
 
-    uvicorn 0.54 binds the socket of `--workers N` without a protocol number (Kludex/uvicorn#3149), so asyncio
-    skips TCP_NODELAY on every accepted connection and each keep-alive request after the first waits for the
-    client's delayed ACK (~40 ms on Linux). With the protocol set, asyncio enables TCP_NODELAY as it does in
-    single-process mode.
-    """
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(
-        "bench.search_load:api_app", factory=True, host=host, port=port, workers=workers,
-        log_level="warning", access_log=False,
-    )  # fmt: skip
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    Multiprocess(config, sockets=[sock]).run()
+    serve_api(host, port, workers)
 
 
 if __name__ == "__main__":
