@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -96,6 +96,41 @@ def frame_of(lot_id: int, raw_id: Any, raw_fields: dict[Any, Any]) -> Frame:
     event_type = fields.get("type", "price")
     data = encode_event(event_type, public_event(fields), f"{lot_id}:{stream_text}")
     return Frame(lot_id, parse_stream_id(stream_text), data)
+
+
+T = TypeVar("T")
+Control = bytes  # lines the connection sends as they are (heartbeats, retry hints, resync)
+RESYNC = encode_event("resync", {"reason": "slow consumer: reconnect with Last-Event-ID"})
+
+
+async def live_items(
+    queue: asyncio.Queue[T],
+    overflowed: asyncio.Event,
+    config: FeedConfig,
+    is_disconnected: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[T | Control]:
+    """What a subscriber's queue delivers, between heartbeat comments, until the capped life ends (with a `retry:`
+    hint), the client left, or the subscriber overflowed (a `resync` event: the client resumes by its last id)."""
+    deadline = time.monotonic() + config.max_life_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            yield f"retry: {config.retry_ms}\n: connection life reached; reconnect\n\n".encode()
+            return
+        if overflowed.is_set():
+            yield RESYNC
+            return
+        try:
+            item = await asyncio.wait_for(queue.get(), min(config.heartbeat_s, remaining))
+        except TimeoutError:
+            if await is_disconnected():
+                return
+            yield b": heartbeat\n\n"
+            continue
+        if overflowed.is_set():  # items after an overflow may have gaps: the client resumes instead
+            yield RESYNC
+            return
+        yield item
 
 
 @dataclass(eq=False)
@@ -325,27 +360,11 @@ async def event_stream(
             if frame.stream_id > delivered[frame.lot_id]:
                 delivered[frame.lot_id] = frame.stream_id
                 yield frame.data
-        deadline = time.monotonic() + config.max_life_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                yield f"retry: {config.retry_ms}\n: connection life reached; reconnect\n\n".encode()
-                return
-            if subscriber.overflowed.is_set():
-                yield encode_event("resync", {"reason": "slow consumer: reconnect with Last-Event-ID"})
-                return
-            try:
-                frame = await asyncio.wait_for(subscriber.queue.get(), min(config.heartbeat_s, remaining))
-            except TimeoutError:
-                if await is_disconnected():
-                    return
-                yield b": heartbeat\n\n"
-                continue
-            if subscriber.overflowed.is_set():
-                yield encode_event("resync", {"reason": "slow consumer: reconnect with Last-Event-ID"})
-                return
-            if frame.stream_id > delivered.get(frame.lot_id, ZERO):
-                delivered[frame.lot_id] = frame.stream_id
-                yield frame.data
+        async for item in live_items(subscriber.queue, subscriber.overflowed, config, is_disconnected):
+            if isinstance(item, bytes):
+                yield item
+            elif item.stream_id > delivered.get(item.lot_id, ZERO):
+                delivered[item.lot_id] = item.stream_id
+                yield item.data
     finally:
         hub.unsubscribe(subscriber)

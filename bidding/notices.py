@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,16 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bidding.engine import notices_key
-from bidding.feed import ZERO, FeedConfig, StreamId, encode_event, format_stream_id, parse_stream_id, public_event
+from bidding.feed import (
+    ZERO,
+    FeedConfig,
+    StreamId,
+    encode_event,
+    format_stream_id,
+    live_items,
+    parse_stream_id,
+    public_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,24 +140,11 @@ async def notice_stream(
                 yield notice.data
         else:
             yield encode_event("ready", {"userId": user_id})
-        deadline = time.monotonic() + config.max_life_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                yield f"retry: {config.retry_ms}\n: connection life reached; reconnect\n\n".encode()
-                return
-            if listener.overflowed.is_set():
-                yield encode_event("resync", {"reason": "slow consumer: reconnect with Last-Event-ID"})
-                return
-            try:
-                notice = await asyncio.wait_for(listener.queue.get(), min(config.heartbeat_s, remaining))
-            except TimeoutError:
-                if await is_disconnected():
-                    return
-                yield b": heartbeat\n\n"
-                continue
-            if notice.stream_id > delivered:
-                delivered = notice.stream_id
-                yield notice.data
+        async for item in live_items(listener.queue, listener.overflowed, config, is_disconnected):
+            if isinstance(item, bytes):
+                yield item
+            elif item.stream_id > delivered:
+                delivered = item.stream_id
+                yield item.data
     finally:
         hub.unsubscribe(listener)
