@@ -2,7 +2,8 @@
 
 Bounded (a few examples per operation, derandomized so a failure reproduces): no 5xx and every documented
 response matches its schema. The SSE feeds (`.../stream`) are left out: a response never ends by design, which an
-in-process client reading whole bodies cannot take; tests/bidding/test_feed.py and test_outbid.py cover them. A little data is seeded so that ids 1 and 2 exist for most resources.
+in-process client reading whole bodies cannot take; tests/bidding/test_feed.py and test_outbid.py cover them.
+A little data is seeded so that ids 1 and 2 exist for most resources.
 """
 
 from __future__ import annotations
