@@ -8,6 +8,7 @@ import logging
 import faust
 
 from connectors.search.factory import create_search_index
+from hub.serve import freeze_startup_objects
 from hub.settings import load_settings
 from hub.topics import ensure_topics
 from streams.app import IndexerApp
@@ -40,4 +41,5 @@ def run_worker(settings: WorkerSettings) -> None:
     # Faust's terminal spinner turns the root logger to DEBUG so it can spin on every record, which makes
     # aiokafka build a log record per produced message: a large share of the worker's CPU.
     worker.spinner = None
+    freeze_startup_objects()  # full collections would walk every imported module's objects, pausing the agents
     worker.execute_from_commandline()
