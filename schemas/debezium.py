@@ -146,6 +146,34 @@ def key_schema(topic: str, fields: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "struct", "fields": fields, "optional": False, "name": f"{topic}.Key"}
 
 
+def envelope_schema(topic: str, row_fields: list[dict[str, Any]], *blocks: dict[str, Any]) -> dict[str, Any]:
+    """The JSON converter's schema of a change event: `before`/`after` rows named `<topic>.Value`, the connector's
+    own blocks (`source`, and `transaction` where it has one), then `op` and the timestamps; `<topic>.Envelope`."""
+    row = {"type": "struct", "fields": row_fields, "optional": True, "name": f"{topic}.Value"}
+    return {
+        "type": "struct",
+        "fields": [
+            {**row, "field": "before"},
+            {**row, "field": "after"},
+            *blocks,
+            {"type": "string", "optional": False, "field": "op"},
+            {"type": "int64", "optional": True, "field": "ts_ms"},
+            {"type": "int64", "optional": True, "field": "ts_us"},
+            {"type": "int64", "optional": True, "field": "ts_ns"},
+        ],
+        "optional": False,
+        "name": f"{topic}.Envelope",
+        "version": 2,
+    }
+
+
+def encode_value(payload: dict[str, Any], schema_json: bytes | None = None) -> bytes:
+    """A change event as the JSON converter writes it; `schema_json` (pre-encoded) when schemas are enabled."""
+    if schema_json is None:
+        return orjson.dumps(payload)
+    return b'{"schema":' + schema_json + b',"payload":' + orjson.dumps(payload) + b"}"
+
+
 def encode_key(columns: dict[str, Any], key_schema: dict[str, Any] | None = None) -> bytes:
     """A record key as the JSON converter writes it; with `key_schema` when schemas are enabled.
 

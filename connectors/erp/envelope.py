@@ -18,7 +18,15 @@ import orjson
 
 from connectors.erp.source import STOCK_COLUMNS, ChangeRow
 from connectors.postgres.envelope import Record
-from schemas.debezium import NEW_KEY_HEADER, OLD_KEY_HEADER, encode_key, key_schema, topic_name
+from schemas.debezium import (
+    NEW_KEY_HEADER,
+    OLD_KEY_HEADER,
+    encode_key,
+    encode_value,
+    envelope_schema,
+    key_schema,
+    topic_name,
+)
 
 DEBEZIUM_FORMAT_VERSION = "3.0.0.Final"
 CONNECTOR = "oracle"
@@ -75,7 +83,6 @@ class StockEvents:
             self._value_schema = orjson.dumps(self._envelope_schema(fields))
 
     def _envelope_schema(self, fields: list[dict[str, Any]]) -> dict[str, Any]:
-        row = {"type": "struct", "fields": fields, "optional": True, "name": f"{self.topic}.Value"}
         source = {
             "type": "struct",
             "fields": [{"type": kind, "optional": optional, "field": name} for name, kind, optional in _SOURCE_FIELDS],
@@ -83,21 +90,7 @@ class StockEvents:
             "name": "io.debezium.connector.oracle.Source",
             "field": "source",
         }
-        return {
-            "type": "struct",
-            "fields": [
-                {**row, "field": "before"},
-                {**row, "field": "after"},
-                source,
-                {"type": "string", "optional": False, "field": "op"},
-                {"type": "int64", "optional": True, "field": "ts_ms"},
-                {"type": "int64", "optional": True, "field": "ts_us"},
-                {"type": "int64", "optional": True, "field": "ts_ns"},
-            ],
-            "optional": False,
-            "name": f"{self.topic}.Envelope",
-            "version": 2,
-        }
+        return envelope_schema(self.topic, fields, source)
 
     def key(self, row: dict[str, Any]) -> bytes:
         return encode_key({name: row.get(name) for name in self.key_columns}, self.key_schema)
@@ -150,9 +143,7 @@ class StockEvents:
             "ts_us": now_ns // 1000,
             "ts_ns": now_ns,
         }
-        if self._value_schema is None:
-            return orjson.dumps(payload)
-        return b'{"schema":' + self._value_schema + b',"payload":' + orjson.dumps(payload) + b"}"
+        return encode_value(payload, self._value_schema)
 
     def read(self, row: dict[str, Any], scn: int, *, last: bool = False) -> Record:
         """A snapshot row (op `r`) at the snapshot's position."""

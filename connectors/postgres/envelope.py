@@ -12,7 +12,15 @@ import orjson
 from connectors.postgres.pgoutput import RawTuple
 from connectors.postgres.settings import DecimalHandlingMode
 from connectors.postgres.values import column_type
-from schemas.debezium import NEW_KEY_HEADER, OLD_KEY_HEADER, encode_key, key_schema, topic_name
+from schemas.debezium import (
+    NEW_KEY_HEADER,
+    OLD_KEY_HEADER,
+    encode_key,
+    encode_value,
+    envelope_schema,
+    key_schema,
+    topic_name,
+)
 
 # The Debezium release whose PostgreSQL event format (source block, schemas, headers) these events follow.
 DEBEZIUM_FORMAT_VERSION = "3.0.0.Final"
@@ -137,23 +145,7 @@ class TableEvents:
             self._value_schema_json = orjson.dumps(self.value_schema(fields))
 
     def value_schema(self, fields: list[dict[str, Any]]) -> dict[str, Any]:
-        row = {"type": "struct", "fields": fields, "optional": True, "name": f"{self.topic}.Value"}
-        return {
-            "type": "struct",
-            "fields": [
-                {**row, "field": "before"},
-                {**row, "field": "after"},
-                SOURCE_SCHEMA,
-                TRANSACTION_SCHEMA,
-                {"type": "string", "optional": False, "field": "op"},
-                {"type": "int64", "optional": True, "field": "ts_ms"},
-                {"type": "int64", "optional": True, "field": "ts_us"},
-                {"type": "int64", "optional": True, "field": "ts_ns"},
-            ],
-            "optional": False,
-            "name": f"{self.topic}.Envelope",
-            "version": 2,
-        }
+        return envelope_schema(self.topic, fields, SOURCE_SCHEMA, TRANSACTION_SCHEMA)
 
     def convert(self, raw: RawTuple) -> list[Any]:
         """Raw text values (`bytes`) to JSON values; `None` and the TOAST placeholder pass through."""
@@ -199,9 +191,7 @@ class TableEvents:
             "ts_us": now_ns // 1000,
             "ts_ns": now_ns,
         }
-        if self._value_schema_json is None:
-            return orjson.dumps(payload)
-        return b'{"schema":' + self._value_schema_json + b',"payload":' + orjson.dumps(payload) + b"}"
+        return encode_value(payload, self._value_schema_json)
 
     def read(self, values: list[Any], at: Position) -> Record:
         """A snapshot row (op `r`); these and the methods below take converted values."""
