@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
@@ -83,6 +83,12 @@ class LotOut(BaseModel):
 
 def _when(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def bid_response(lot_id: int, reply: BidReply) -> Response:
+    """The reply serialized once by pydantic-core: a returned Response skips FastAPI's re-validation and encoding of
+    the response model (the route still declares `BidOut` for the OpenAPI document)."""
+    return Response(bid_out(lot_id, reply).model_dump_json(), media_type="application/json")
 
 
 def bid_out(lot_id: int, reply: BidReply) -> BidOut:
@@ -185,13 +191,13 @@ async def bid_on_auction(
     user: CurrentUserDep,
     service: ServiceDep,
     idempotency_key: IdempotencyKey = None,
-) -> BidOut:
+) -> Response:
     """Bid on an auction's lot (the lot of `vehicleId` in a multi-lot auction); REJECTED replies say why."""
     lot_id = await service.lot_of_auction(auctionId, body.vehicleId)
     reply = await service.place_bid(
         user, lot_id, body.amount, body.currency, body.kind, idempotency_key, claimed_user_id=body.userId
     )
-    return bid_out(lot_id, reply)
+    return bid_response(lot_id, reply)
 
 
 @router.post("/api/v1/lots/{lotId}/bids", response_model=BidOut)
@@ -201,10 +207,10 @@ async def bid_on_lot(
     user: CurrentUserDep,
     service: ServiceDep,
     idempotency_key: IdempotencyKey = None,
-) -> BidOut:
+) -> Response:
     """Bid on a lot; a retry with the same Idempotency-Key gets the original reply."""
     reply = await service.place_bid(user, lotId, body.amount, body.currency, body.kind, idempotency_key)
-    return bid_out(lotId, reply)
+    return bid_response(lotId, reply)
 
 
 @router.get("/api/v1/lots/{lotId}", response_model=LotOut)

@@ -9,6 +9,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+import uvloop
+
 from hub.settings import SettingsError, load_settings
 
 log = logging.getLogger("auction_hub")
@@ -266,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging()
+    # Every process of the hub runs on uvloop (uvicorn would pick it anyway): aiokafka's socket writes, Faust's
+    # per-record callbacks and the connectors' I/O cost less on libuv's loop. Set before any loop exists, so
+    # asyncio.run, Faust and its consumer thread all create uvloop loops.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:
         return int(args.handler(args))
     except SettingsError as exc:

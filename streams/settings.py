@@ -19,6 +19,10 @@ class WorkerSettings(KafkaSettings, IndexSettings):
     fetch_max_wait_ms: int = Field(
         default=50, ge=1, le=5_000, description="How long a fetch may wait for data (tansu always waits this long)."
     )
+    producer_linger_ms: int = Field(
+        default=5, ge=0, le=1_000, description="How long the producer gathers records into one produce request."
+    )
+    producer_max_batch_bytes: int = Field(default=1 << 20, ge=16 * 1024, le=64 << 20)
     compression_type: str | None = Field(default=None, pattern=r"^(gzip|lz4|zstd)$")
     max_fetch_bytes: int = Field(default=1 << 20, ge=16 * 1024, le=64 << 20)
     metrics_host: str = "127.0.0.1"

@@ -69,6 +69,22 @@ async def test_health_reports_the_index(client: httpx.AsyncClient) -> None:
     assert response.json()["index"]["documents"] >= 1
 
 
+async def test_health_counts_what_the_writer_committed_since_the_reader_opened(
+    index: SearchIndex, index_dir: Path
+) -> None:
+    """The API's reader only reloads on demand: /health alone must see another process's new commit (operators
+    and the benchmarks poll it while nothing searches)."""
+    app = create_app(ApiSettings(index_path=index_dir))  # its own read-only handle, as in the API process
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            before = (await http.get("/health")).json()["index"]["documents"]
+            await index.upsert([VehicleDocument(id=str(n), make="Kia", status="active") for n in range(100, 105)])
+            await index.flush()
+            after = (await http.get("/health")).json()["index"]["documents"]
+    assert after == before + 5
+
+
 async def test_unreachable_index_is_503_with_retry_after() -> None:
     settings = ApiSettings(index_backend="elasticsearch", elasticsearch_url=f"http://127.0.0.1:{free_port()}")
     app = create_app(settings)
