@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
@@ -15,8 +16,35 @@ class BrokerStartError(RuntimeError):
     pass
 
 
+# Ports handed out below the kernel's ephemeral range: a port the kernel picked (bind to port 0) may be given
+# again as the local port of any outgoing connection before the server that asked for it binds it, and a
+# long-lived client connection (a Kafka consumer's, say) would then keep that server from starting at all.
+_LISTEN_PORTS = range(15_000, 32_768)
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    """A port nothing listens on, outside the ephemeral range; never the same one twice in a process."""
+    candidates = range(_LISTEN_PORTS.start, min(_LISTEN_PORTS.stop, _ephemeral_low()))
+    for port in random.sample(candidates, min(200, len(candidates))):  # noqa: S311 - not a secret
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:  # a crowded range: let the kernel pick
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -233,7 +232,7 @@ class TantivyIndex(SearchIndex):
         self._dirty = False
         # Bumped whenever this handle's searcher may see other documents; keys the aggregation cache.
         self._generation = 0
-        self._meta_stamp: tuple[int, int] | None = None
+        self._meta_stamp: bytes | None = None
         self._cache_lock = threading.Lock()
         self._aggregation_cache: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
         self._index = self._open_index()
@@ -722,7 +721,7 @@ class TantivyIndex(SearchIndex):
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def refresh_reader(self) -> None:
-        """Readers: load the latest commit if there is one (a cheap `stat` when there is not)."""
+        """Readers: load the latest commit if there is one (one small file read when there is not)."""
         if self._writer is not None:
             return
         stamp = self._read_meta_stamp()
@@ -731,13 +730,15 @@ class TantivyIndex(SearchIndex):
             self._index.reload()
             self._new_generation()
 
-    def _read_meta_stamp(self) -> tuple[int, int] | None:
-        # tantivy replaces meta.json (write + rename) on every commit: a new inode each time.
+    def _read_meta_stamp(self) -> bytes | None:
+        # tantivy replaces meta.json (write + rename) on every commit, and its opstamp grows with each one, so the
+        # content tells commits apart. Inode and mtime do not always: a freed inode is reused at once, and mtimes
+        # tick at the kernel's coarse clock, so two commits a few ms apart could look like one and leave a reader
+        # stale until the next commit.
         try:
-            status = os.stat(self.path / "meta.json")
+            return (self.path / "meta.json").read_bytes()
         except FileNotFoundError:
             return None
-        return status.st_ino, status.st_mtime_ns
 
     def _new_generation(self) -> None:
         with self._cache_lock:

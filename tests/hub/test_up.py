@@ -54,14 +54,17 @@ def test_up_loads_demo_data_serves_it_and_stops_cleanly(database_factory: Any, t
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    last_reply: list[str] = []
     try:
 
         def vehicle_one() -> dict[str, Any] | None:
             assert up.poll() is None, log_path.read_text()
             try:
                 response = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/vehicles/1", timeout=2)
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
+                last_reply[:] = [repr(exc)]
                 return None
+            last_reply[:] = [f"{response.status_code} {response.text[:300]}"]
             if response.status_code != 200 or response.json().get("dealer") is None:
                 return None  # the dealer block follows the vehicle by a moment
             body: dict[str, Any] = response.json()
@@ -99,6 +102,10 @@ def test_up_loads_demo_data_serves_it_and_stops_cleanly(database_factory: Any, t
         lot = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/lots/1", timeout=5)
         assert lot.status_code in (200, 404, 409), lot.text  # bidding reaches up's Redis: no 503
         assert (tmp_path / "var" / "redis" / "appendonlydir").is_dir()
+    except AssertionError as exc:
+        # What `up` and its children printed is the only trace of why a stage never came; keep it in the failure.
+        printed_tail = log_path.read_text()[-8000:]
+        raise AssertionError(f"{exc}\nlast reply: {last_reply}\n--- up's output (tail) ---\n{printed_tail}") from exc
     finally:
         up.send_signal(signal.SIGINT)
         exit_code = up.wait(timeout=60)
