@@ -32,8 +32,10 @@ from connectors.search.fields import (
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     TEXT_FIELD_BOOSTS,
+    VIN_KEY,
     id_rank,
     keyword_value,
+    vin_key,
 )
 from connectors.search.port import (
     DISTANCE,
@@ -49,7 +51,10 @@ from schemas.vehicle import VehicleDocument
 
 # 2: words split on non-alphanumerics, `<field>.compact`, `auction_ends_at` as a date.
 # 3: `id_rank`, the tie order shared with tantivy.
-SCHEMA_VERSION = 3
+# 4: `vin_key`, the VIN as the ERP keys it, for the worker's lookups.
+SCHEMA_VERSION = 4
+# Ids per page of a `live_ids_by` lookup (Elasticsearch's default `max_result_window`).
+LOOKUP_PAGE = 10_000
 TEXT_ANALYZER = "vehicle_text"
 WORD_TOKENIZER = "vehicle_words"
 COMPACT_NORMALIZER = "vehicle_compact"
@@ -156,6 +161,7 @@ def index_definition(alias: str, *, refresh_interval: str = DEFAULT_REFRESH_INTE
     properties["location"] = {"type": "geo_point"}
     properties["visible"] = {"type": "boolean"}
     properties["deleted"] = {"type": "boolean"}
+    properties[VIN_KEY] = {"type": "keyword"}
     # Sources are open-ended (pg.vehicles, erp.inventory, ...): mapped as they appear, as longs.
     properties["positions"] = {"type": "object", "dynamic": True}
     return {
@@ -173,6 +179,9 @@ def document_source(document: VehicleDocument) -> dict[str, Any]:
     source = document.model_dump(mode="json")
     source["visible"] = document.searchable
     source["id_rank"] = id_rank(document.id)
+    vin = vin_key(document.vin)
+    if vin:
+        source[VIN_KEY] = vin
     if document.lat is not None and document.lon is not None:
         source["location"] = {"lat": document.lat, "lon": document.lon}
     return source
@@ -428,6 +437,33 @@ def parse_search_response(data: dict[str, Any], query: SearchQuery) -> SearchRes
         sort_values=[[json_safe(value) for value in hit.get("sort", [])] for hit in raw_hits],
         distances_km=[distance_km(geo, hit) for hit in hits] if geo is not None else [],
     )
+
+
+def live_ids_body(indexed: str, values: Sequence[str], search_after: Sequence[Any] | None = None) -> dict[str, Any]:
+    """`POST /<alias>/_search`: one page of the live documents holding one of `values` in `indexed`, in id
+    order, with no `_source` (the value comes from doc values)."""
+    body: dict[str, Any] = {
+        "size": LOOKUP_PAGE,
+        "_source": False,
+        "track_total_hits": False,
+        "query": {"bool": {"filter": [{"terms": {indexed: list(values)}}, {"term": {"deleted": False}}]}},
+        "docvalue_fields": [indexed],
+        "sort": [{"id_rank": "asc"}, {"id": "asc"}],
+    }
+    if search_after is not None:
+        body["search_after"] = list(search_after)
+    return body
+
+
+def parse_live_ids_page(data: Mapping[str, Any], indexed: str) -> tuple[dict[str, list[str]], list[Any] | None]:
+    """The ids per value of one `live_ids_body` page, and the `search_after` of the next page (None: last)."""
+    hits = data.get("hits", {}).get("hits", [])
+    found: dict[str, list[str]] = {}
+    for hit in hits:
+        for value in hit.get("fields", {}).get(indexed, []):
+            found.setdefault(str(value), []).append(hit["_id"])
+    after = hits[-1].get("sort") if len(hits) >= LOOKUP_PAGE else None
+    return found, after
 
 
 def tombstone_body(source: str, position: int) -> dict[str, Any]:

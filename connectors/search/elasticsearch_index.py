@@ -31,6 +31,8 @@ from connectors.search.elasticsearch_bodies import (
     delete_action,
     index_action,
     index_definition,
+    live_ids_body,
+    parse_live_ids_page,
     parse_search_response,
     reindex_body,
     schema_version_of,
@@ -38,7 +40,7 @@ from connectors.search.elasticsearch_bodies import (
     swap_alias_body,
     tombstone_body,
 )
-from connectors.search.fields import apply_partial, validate_query
+from connectors.search.fields import apply_partial, validate_lookup, validate_query
 from connectors.search.port import IndexHealth, SearchIndex, SearchIndexUnavailable, SearchQuery, SearchResult
 from schemas.vehicle import VehicleDocument
 
@@ -287,6 +289,20 @@ class ElasticsearchIndex(SearchIndex):
             for doc in response.json()["docs"]:
                 if doc.get("found"):
                     found[doc["_id"]] = VehicleDocument.model_validate(doc["_source"])
+        return found
+
+    async def live_ids_by(self, field: str, values: Sequence[str]) -> dict[str, list[str]]:
+        indexed = validate_lookup(field)
+        wanted = list(dict.fromkeys(values))
+        found: dict[str, list[str]] = {}
+        after: list[Any] | None = None
+        while wanted:
+            response = await self._request("POST", f"/{self.alias}/_search", json=live_ids_body(indexed, wanted, after))
+            page, after = parse_live_ids_page(response.json(), indexed)
+            for value, ids in page.items():
+                found.setdefault(value, []).extend(ids)
+            if after is None:
+                break
         return found
 
     async def search(self, query: SearchQuery) -> SearchResult:

@@ -32,6 +32,11 @@ KEYWORD_FIELDS: tuple[str, ...] = (
     "zip",
 )
 INTEGER_FIELDS: tuple[str, ...] = ("year", "mileage", "version")
+
+# What `SearchIndex.live_ids_by` looks documents up by, and the indexed field that holds it: the worker finds a
+# dealer's vehicles, and the vehicles of an ERP VIN, in the index instead of keeping reverse maps of its own.
+VIN_KEY = "vin_key"
+LOOKUP_FIELDS: dict[str, str] = {"dealer_id": "dealer_id", "vin": VIN_KEY}
 FLOAT_FIELDS: tuple[str, ...] = ("asking_price", "currentBid", "condition_grade", "lat", "lon")
 NUMERIC_FIELDS: tuple[str, ...] = INTEGER_FIELDS + FLOAT_FIELDS
 
@@ -70,6 +75,20 @@ def keyword_value(value: FilterValue | None) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def vin_key(vin: str | None) -> str | None:
+    """A VIN as the ERP keys it: trimmed, upper case (None when blank)."""
+    if not vin:
+        return None
+    return vin.strip().upper() or None
+
+
+def validate_lookup(field_name: str) -> str:
+    """The indexed field of a `live_ids_by` lookup; `ValueError` for a field documents cannot be looked up by."""
+    if field_name not in LOOKUP_FIELDS:
+        raise ValueError(f"cannot look documents up by {field_name!r}; lookup fields: {sorted(LOOKUP_FIELDS)}")
+    return LOOKUP_FIELDS[field_name]
 
 
 def document_keywords(document: VehicleDocument) -> dict[str, str]:

@@ -130,6 +130,14 @@ class SearchIndex(abc.ABC):
         """The stored documents of these ids (tombstones included); absent ids are left out."""
 
     @abc.abstractmethod
+    async def live_ids_by(self, field: str, values: Sequence[str]) -> dict[str, list[str]]:
+        """Per value, the ids of the live (not deleted) documents holding it, as of the latest `flush`.
+
+        `field`: one of `fields.LOOKUP_FIELDS` ("dealer_id"; "vin", matched trimmed and upper case), else
+        `ValueError`. Values no live document holds are left out. Every document, searchable or not, counts.
+        """
+
+    @abc.abstractmethod
     async def search(self, query: SearchQuery) -> SearchResult:
         """Visible documents matching the query, with facet counts."""
 

@@ -12,7 +12,8 @@ written) beside indexed copies of the fields search needs:
   prefix queries);
 - keyword fields (`fields.KEYWORD_FIELDS`): raw terms, fast, for filters and terms facets;
 - numeric fields (`fields.NUMERIC_FIELDS`): indexed and fast, for ranges, sorts and range buckets;
-- `visible` (searchable: not deleted, searchable status) and `deleted`, both indexed and fast.
+- `visible` (searchable: not deleted, searchable status) and `deleted`, both indexed and fast;
+- `vin_key`: the VIN trimmed and upper case, a raw fast term for `live_ids_by("vin", ...)`.
 
 The directory is versioned (`<index_path>/<index_name>_v<SCHEMA_VERSION>`): a schema change starts an empty
 index that the indexer fills by replaying its topics, never a mixed one.
@@ -44,13 +45,16 @@ from connectors.search.fields import (
     KEYWORD_FIELDS,
     SORT_FIELDS,
     TEXT_FIELD_BOOSTS,
+    VIN_KEY,
     apply_partial,
     compact_text,
     document_keywords,
     epoch_seconds,
     integer_bounds,
     keyword_value,
+    validate_lookup,
     validate_query,
+    vin_key,
 )
 from connectors.search.port import (
     DISTANCE,
@@ -68,7 +72,7 @@ from connectors.search.tantivy_sorting import cursor_key, document_sort_keys, id
 from schemas.geo import EARTH_RADIUS_KM, haversine_km
 from schemas.vehicle import VehicleDocument
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: vin_key
 TEXT_TOKENIZER = "vehicle_text"
 # Indexed name of each full-text source (the keyword field keeps the plain name).
 TEXT_FIELDS: dict[str, str] = {
@@ -89,6 +93,9 @@ TOMBSTONE_BATCH = 1000
 SCAN_PAGE = 50_000
 # Aggregation results (facets, location points) kept per index generation.
 AGGREGATION_CACHE_SIZE = 512
+# Most ids a lookup gathers in one terms aggregation (tantivy refuses more than 65,000 buckets); past it, a
+# lookup reads the matching documents page by page.
+MAX_LOOKUP_BUCKETS = 60_000
 # Most distinct vehicle locations a radius filter or distance sort considers (tantivy's bucket limit is 65,000).
 MAX_GEO_POINTS = 60_000
 GEO_POINT = "geo_point"
@@ -115,6 +122,7 @@ def build_schema() -> tantivy.Schema:
         builder.add_float_field(name, indexed=True, fast=True)
     builder.add_boolean_field("visible", indexed=True, fast=True)
     builder.add_boolean_field("deleted", indexed=True, fast=True)
+    builder.add_text_field(VIN_KEY, fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field(GEO_POINT, fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_integer_field(AUCTION_ENDS_AT, indexed=True, fast=True)
     builder.add_unsigned_field(ID_KEY, indexed=True, fast=True)
@@ -148,6 +156,9 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
         "deleted": document.deleted,
     }
     fields.update(document_keywords(document))
+    vin = vin_key(document.vin)
+    if vin:
+        fields[VIN_KEY] = vin
     for source, text_field in TEXT_FIELDS.items():
         text = getattr(document, source)
         if text:
@@ -402,6 +413,45 @@ class TantivyIndex(SearchIndex):
                     document_id, stored = _stored(searcher.doc(address))
                     found[document_id] = stored
         return {document_id: VehicleDocument.model_validate_json(stored) for document_id, stored in found.items()}
+
+    async def live_ids_by(self, field: str, values: Sequence[str]) -> dict[str, list[str]]:
+        indexed = validate_lookup(field)
+        wanted = list(dict.fromkeys(values))
+        if not wanted:
+            return {}
+        return await self._run(len(wanted), lambda: self._live_ids_by_sync(indexed, wanted))
+
+    def _live_ids_by_sync(self, indexed: str, values: list[str]) -> dict[str, list[str]]:
+        searcher = self._index.searcher()
+        matching = _conjunction_of(
+            [
+                tantivy.Query.term_set_query(self._schema, indexed, values),
+                tantivy.Query.term_query(self._schema, "deleted", False),
+            ]
+        )
+        total = _count(searcher.search(matching, 1, count=True))
+        if total == 0:
+            return {}
+        if total + len(values) <= MAX_LOOKUP_BUCKETS:
+            # Ids and values from fast fields: no stored document is read.
+            ids = {"terms": {"field": "id", "size": total}}
+            aggregation = {"by": {"terms": {"field": indexed, "size": len(values)}, "aggs": {"ids": ids}}}
+            result: dict[str, Any] = searcher.aggregate(matching, aggregation)
+            return {
+                _bucket_key(bucket["key"]): sorted(
+                    (_bucket_key(hit["key"]) for hit in bucket["ids"]["buckets"]), key=id_rank
+                )
+                for bucket in result["by"]["buckets"]
+            }
+        found: dict[str, list[str]] = {}
+        for offset in range(0, total, SCAN_PAGE):
+            for _, address in searcher.search(matching, SCAN_PAGE, offset=offset).hits:
+                document_id, stored = _stored(searcher.doc(address))
+                document = VehicleDocument.model_validate_json(stored)
+                value = vin_key(document.vin) if indexed == VIN_KEY else document_keywords(document).get(indexed)
+                if value is not None:
+                    found.setdefault(value, []).append(document_id)
+        return {value: sorted(ids, key=id_rank) for value, ids in found.items()}
 
     async def search(self, query: SearchQuery) -> SearchResult:
         validate_query(query)

@@ -194,6 +194,9 @@ class VersionedTantivyIndex(SearchIndex):
     async def get_many(self, document_ids: Sequence[str]) -> dict[str, VehicleDocument]:
         return await self._active.get_many(document_ids)
 
+    async def live_ids_by(self, field: str, values: Sequence[str]) -> dict[str, list[str]]:
+        return await self._active.live_ids_by(field, values)
+
     async def search(self, query: SearchQuery) -> SearchResult:
         return await self._active.search(query)
 

@@ -446,3 +446,30 @@ async def test_search_refuses_what_the_extended_model_cannot_answer(showroom: Se
         await showroom.search(SearchQuery(sort=[("year", "asc")], search_after=[2020]))
     with pytest.raises(ValueError, match="ascending"):
         await showroom.search(SearchQuery(range_facets={"year": [2021, 2020]}))
+
+
+async def test_live_ids_by_dealer_and_vin_count_every_live_flushed_document(
+    search_index: SearchIndex, vehicle: VehicleFactory
+) -> None:
+    await search_index.upsert(
+        [
+            vehicle(1, dealer_id=7, vin=" 1hgcm82633a004352 "),
+            vehicle(2, dealer_id=7, status="sold", vin="1HGCM82633A004352"),  # not searchable, still listed
+            vehicle(10, dealer_id=7, vin=None),
+            vehicle(3, dealer_id=7, deleted=True, vin="1HGCM82633A004352"),  # a tombstone: gone
+            vehicle(4, dealer_id=8, vin="JH4KA7561PC008269"),
+        ]
+    )
+    await search_index.flush()
+
+    assert await search_index.live_ids_by("dealer_id", ["7", "9", "7"]) == {"7": ["1", "2", "10"]}
+    assert await search_index.live_ids_by("vin", ["1HGCM82633A004352", "JH4KA7561PC008269", "NONE"]) == {
+        "1HGCM82633A004352": ["1", "2"],
+        "JH4KA7561PC008269": ["4"],
+    }
+    assert await search_index.live_ids_by("vin", []) == {}
+    await search_index.upsert([vehicle(4, dealer_id=7, vin="JH4KA7561PC008269", version=2)])  # moved to dealer 7
+    await search_index.flush()
+    assert await search_index.live_ids_by("dealer_id", ["7", "8"]) == {"7": ["1", "2", "4", "10"]}
+    with pytest.raises(ValueError, match="cannot look documents up by 'make'"):
+        await search_index.live_ids_by("make", ["Toyota"])

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from connectors.search.elasticsearch_bodies import (
+    LOOKUP_PAGE,
     SCHEMA_VERSION,
     TOMBSTONE_SCRIPT,
     BulkAction,
@@ -15,6 +16,8 @@ from connectors.search.elasticsearch_bodies import (
     delete_action,
     index_action,
     index_definition,
+    live_ids_body,
+    parse_live_ids_page,
     parse_search_response,
     reindex_body,
     schema_version_of,
@@ -89,7 +92,7 @@ def test_index_definition_maps_the_same_fields_as_tantivy() -> None:
     definition = index_definition("vehicles", refresh_interval="2s")
 
     assert concrete_index_name("vehicles") == f"vehicles_v{SCHEMA_VERSION}"
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     assert definition["aliases"] == {"vehicles": {"is_write_index": True}}
     assert definition["settings"]["index"] == {"refresh_interval": "2s"}
     assert definition["settings"]["analysis"] == {
@@ -500,3 +503,33 @@ def test_tombstone_body_is_a_scripted_update_by_query() -> None:
             "params": {"source": "pg.vehicles", "position": 500},
         },
     }
+
+
+def test_documents_carry_their_vin_as_the_erp_keys_it(vehicle: VehicleFactory) -> None:
+    _, source = lines(index_action(vehicle(1, vin=" jh4ka7561pc008269")).payload)
+    assert source["vin_key"] == "JH4KA7561PC008269"
+    _, without = lines(index_action(vehicle(2, vin=None)).payload)
+    assert "vin_key" not in without
+    assert index_definition("vehicles")["mappings"]["properties"]["vin_key"] == {"type": "keyword"}
+
+
+def test_live_ids_body_pages_live_documents_in_id_order_without_source() -> None:
+    first = live_ids_body("vin_key", ["A1", "B2"])
+    assert first == {
+        "size": LOOKUP_PAGE,
+        "_source": False,
+        "track_total_hits": False,
+        "query": {"bool": {"filter": [{"terms": {"vin_key": ["A1", "B2"]}}, {"term": {"deleted": False}}]}},
+        "docvalue_fields": ["vin_key"],
+        "sort": [{"id_rank": "asc"}, {"id": "asc"}],
+    }
+    assert live_ids_body("dealer_id", ["7"], [42, "42"])["search_after"] == [42, "42"]
+
+
+def test_live_ids_pages_group_ids_by_value_and_say_where_the_next_page_starts() -> None:
+    hits = [{"_id": "1", "fields": {"vin_key": ["A1"]}, "sort": [1, "1"]}, {"_id": "2", "fields": {"vin_key": ["B2"]}}]
+    assert parse_live_ids_page({"hits": {"hits": hits}}, "vin_key") == ({"A1": ["1"], "B2": ["2"]}, None)
+    full = [{"_id": str(n), "fields": {"dealer_id": ["7"]}, "sort": [n, str(n)]} for n in range(LOOKUP_PAGE)]
+    found, after = parse_live_ids_page({"hits": {"hits": full}}, "dealer_id")
+    assert len(found["7"]) == LOOKUP_PAGE
+    assert after == [LOOKUP_PAGE - 1, str(LOOKUP_PAGE - 1)]

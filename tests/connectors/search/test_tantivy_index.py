@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from connectors.search import tantivy_index
 from connectors.search.factory import create_search_index
 from connectors.search.port import SearchIndexUnavailable, SearchQuery
 from connectors.search.tantivy_index import SCHEMA_VERSION, IndexLocked, TantivyIndex
 from connectors.search.tantivy_versions import VersionedTantivyIndex
 from hub.settings import IndexSettings
-from tests.connectors.search.conftest import VehicleFactory
+from tests.connectors.search.conftest import VehicleFactory, make_vehicle
 
 READER_SCRIPT = textwrap.dedent(
     """
@@ -174,3 +175,16 @@ async def test_tombstone_older_than_scans_past_one_page(
     assert [n for n in range(60) if found[str(n)].deleted] == list(range(45))
     assert (await writer.search(SearchQuery(limit=0))).total == 15
     await writer.close()
+
+
+async def test_a_lookup_past_the_aggregation_limit_reads_the_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tantivy_index, "MAX_LOOKUP_BUCKETS", 3)
+    index = TantivyIndex(tmp_path / "cars", writer=True)
+    await index.upsert([make_vehicle(n, dealer_id=7 + n % 2, vin=f"vin{n % 3}") for n in range(12)])
+    await index.flush()
+
+    assert await index.live_ids_by("dealer_id", ["7"]) == {"7": [str(n) for n in range(0, 12, 2)]}
+    assert await index.live_ids_by("vin", ["VIN1"]) == {"VIN1": ["1", "4", "7", "10"]}
+    await index.close()
