@@ -4,7 +4,7 @@
     auction-hub.vehicle-refresh┴─► index_vehicles ─► search index
                                         │ dealer links
     <prefix>.public.dealers   ─┐        ▼
-    auction-hub.dealer-links  ─┴─► track_dealers (tables: dealer-profiles, dealer-members)
+    auction-hub.dealer-links  ─┴─► track_dealers (table: dealer-profiles; a dealer's vehicles: the index)
                                         │ dealer refreshes for every listed vehicle
                                         └──────────► auction-hub.vehicle-refresh
 
@@ -19,7 +19,7 @@ import asyncio
 import logging
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -117,8 +117,6 @@ class IndexerApp:
             broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
             producer_acks=-1,
             producer_compression_type=settings.compression_type,
-            # Lingering a few ms turns the changelog and refresh records of a batch into a few produce requests
-            # instead of one per record (socket writes were a fifth of the worker's CPU in an ERP catch-up).
             producer_linger=settings.producer_linger_ms / 1000,
             producer_max_batch_size=settings.producer_max_batch_bytes,
             producer_max_request_size=settings.producer_max_batch_bytes * 2,
@@ -142,8 +140,7 @@ class IndexerApp:
         self.links_topic = self.app.topic(settings.dealer_links_topic, **RAW)
         self.dead_letter_topic = self.app.topic(settings.dead_letter_topic, **RAW)
         self.directory = DealerDirectory(
-            self.app.Table("dealer-profiles", default=None, partitions=settings.topic_partitions),
-            self.app.Table("dealer-members", default=None, partitions=settings.topic_partitions),
+            self.app.Table("dealer-profiles", default=None, partitions=settings.topic_partitions)
         )
         self.app.agent(self.vehicle_topics, name="index_vehicles")(self.index_vehicles)
         self.app.agent(self.dealer_topics, name="track_dealers")(self.track_dealers)
@@ -180,19 +177,23 @@ class IndexerApp:
 
     async def track_dealers(self, stream: StreamT[bytes]) -> None:
         """Dealer changes and vehicle links in batches; each record is applied as Faust's current event,
-        so the table writes it causes go to the changelog partition of that record."""
+        so the profile writes it causes go to the changelog partition of that record."""
         window = self.settings.batch_window_ms / 1000
         async for events in take_event_batches(stream, self.settings.batch_max, window):
-            refreshes: list[DealerRefresh] = []
+            decoded: list[tuple[EventT, list[DealerOp]]] = []
             for event in events:
                 try:
-                    ops = self._decode_dealer_event(event)
+                    decoded.append((event, self._decode_dealer_event(event)))
                 except InvalidChangeEvent as exc:
                     await self._dead_letter(event, exc)
-                    continue
+            changed = {op.dealer_id for _, ops in decoded for op in ops if isinstance(op, DealerChange)}
+            # Looked up after the batch was taken: see streams/dealers.py for why no vehicle is missed.
+            listed = await self.indexer.live_ids_by("dealer_id", [str(dealer_id) for dealer_id in changed])
+            refreshes: list[DealerRefresh] = []
+            for event, ops in decoded:
                 with as_current_event(event):
                     for op in ops:
-                        refreshes += self._apply_dealer_op(op)
+                        refreshes += self._apply_dealer_op(op, listed)
             await self._send_grouped(
                 self.refresh_topic, refreshes, lambda r: self._vehicle_key(r.vehicle_id), encode_dealer_refreshes
             )
@@ -224,9 +225,9 @@ class IndexerApp:
         op = decode_dealer_change(event.key, event.value)
         return [] if op is None else [op]
 
-    def _apply_dealer_op(self, op: DealerOp) -> list[DealerRefresh]:
+    def _apply_dealer_op(self, op: DealerOp, listed: Mapping[str, Sequence[str]]) -> list[DealerRefresh]:
         if isinstance(op, DealerChange):
-            return self.directory.apply_change(op)
+            return self.directory.apply_change(op, listed.get(str(op.dealer_id), ()))
         if isinstance(op, DealerLink):
             return self.directory.apply_link(op)
         if isinstance(op, DealersTruncated):
@@ -256,8 +257,10 @@ class IndexerApp:
         self.metrics.count("documents_truncated", result.truncated)
 
     async def _send_links(self, links: Sequence[DealerLink]) -> None:
+        # Only new members need an answer (the profile); a vehicle that left a dealer is simply no longer found.
+        joined = [link for link in links if link.linked]
         await self._send_grouped(
-            self.links_topic, links, lambda link: self._dealer_key(link.dealer_id), encode_dealer_links
+            self.links_topic, joined, lambda link: self._dealer_key(link.dealer_id), encode_dealer_links
         )
 
     async def _send_grouped(

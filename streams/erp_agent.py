@@ -1,11 +1,11 @@
 """The worker's ERP part: the `track_inventory` agent and the hooks the vehicle indexer calls.
 
     <erp>.ERP.STOCK_ITEMS (key VIN) ─┐
-    auction-hub.erp-vin-links (VIN) ─┴─► track_inventory (tables: erp-stock, erp-vehicles)
+    auction-hub.erp-vin-links (VIN) ─┴─► track_inventory (table: erp-stock; the VIN's vehicles: the index)
                                               │ inventory refreshes for every vehicle of the VIN
                                               ▼
     auction-hub.erp-inventory-refresh (key vehicle) ─► index_vehicles ─► search index
-    index_vehicles ── a vehicle took or left a VIN ──► auction-hub.erp-vin-links
+    index_vehicles ── a vehicle took a VIN ──► auction-hub.erp-vin-links
 
 Both inputs of `track_inventory` are keyed by VIN with the same partition count, so one consumer owns a VIN.
 """
@@ -64,10 +64,7 @@ class ErpWiring:
         self._key_schema = None
         if s.erp_key_schemas_enable:
             self._key_schema = key_schema(s.erp_topic, [{"type": "string", "optional": False, "field": "VIN"}])
-        self.directory = InventoryDirectory(
-            app.Table("erp-stock", default=None, partitions=partitions),
-            app.Table("erp-vehicles", default=None, partitions=partitions),
-        )
+        self.stock = app.Table("erp-stock", default=None, partitions=partitions)
         if s.erp_sync_enabled:
             stock_topics = app.topic(s.erp_topic, s.erp_vin_links_topic, **raw)
             app.agent(stock_topics, name="track_inventory")(self.track_inventory)
@@ -81,7 +78,8 @@ class ErpWiring:
         return decode_inventory_refreshes(event.value) if event.value else []
 
     async def send_vin_links(self, links: Sequence[VinLink]) -> None:
-        await self._send_stock_ops(list(links))
+        # Only a vehicle that took a VIN needs an answer (its inventory); one that left it is no longer found.
+        await self._send_stock_ops([link for link in links if link.linked])
 
     # -- the agent ---------------------------------------------------------------------------------------
 
@@ -94,14 +92,18 @@ class ErpWiring:
         async for events in take_event_batches(stream, owner.settings.batch_max, window):
             refreshes: dict[str, InventoryRefresh] = {}  # the newest per vehicle: a backlog refreshes each once
             moved: list[StockOp] = []
-            stock: BatchWrites[EventT] = BatchWrites(self.directory.stock)
-            directory = InventoryDirectory(stock, self.directory.vehicles)
+            decoded: list[tuple[EventT, list[StockOp]]] = []
             for event in events:
                 try:
-                    ops = self._decode_stock_event(event, moved)
+                    decoded.append((event, self._decode_stock_event(event, moved)))
                 except InvalidChangeEvent as exc:
                     await owner._dead_letter(event, exc)  # noqa: SLF001 - the app's one dead-letter path
-                    continue
+            changed = {op.vin for _, ops in decoded for op in ops if not isinstance(op, VinLink)}
+            # Looked up after the batch was taken: see streams/erp_directory.py for why no vehicle is missed.
+            carrying = await owner.indexer.live_ids_by("vin", list(changed))
+            stock: BatchWrites[EventT] = BatchWrites(self.stock)
+            directory = InventoryDirectory(stock, carrying)
+            for event, ops in decoded:
                 stock.tag = event
                 with as_current_event(event):
                     for op in ops:

@@ -1,13 +1,17 @@
-"""The inventory directory: ERP stock records and the vehicles that carry their VIN, over two Faust tables.
+"""The inventory directory: ERP stock records per VIN over a Faust table, and the fan-out of a stock change.
 
 An ERP record may arrive before any marketplace vehicle has its VIN (a car in transit is in the ERP for days before
 a dealer lists it): it is kept here until a vehicle links to the VIN, which then receives it at once. A stock
-change is fanned out to every vehicle of its VIN (a VIN may be listed by more than one dealer).
+change is fanned out to every vehicle of its VIN (a VIN may be listed by more than one dealer). Which vehicles carry
+a VIN is the search index's to say (`SearchIndex.live_ids_by("vin", ...)`), looked up once per batch, for the same
+reason and with the same argument as the dealer directory (streams/dealers.py): a vehicle's link is sent only
+after its document is flushed, so a lookup made after a batch was taken either finds the vehicle or its link
+comes later and is answered with the stock stored meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from streams.erp_changes import InventoryRefresh, StockChange, StockOp, VinLink
@@ -65,14 +69,14 @@ class BatchWrites(MutableMapping[str, Any], Generic[T]):
 
 
 class InventoryDirectory:
-    """Pure rules over two mappings (Faust tables in the worker, dicts in unit tests).
+    """Pure rules over the stock (a Faust table in the worker, a dict in unit tests) and a batch's lookup.
 
     `stock`: VIN -> {stock_no: {"record": dict | None, "position": int}} (None: deleted, kept as a tombstone so a
     late replay of an older change cannot bring it back)
-    `vehicles`: VIN -> sorted list of vehicle ids
+    `vehicles`: VIN -> ids of the live vehicles carrying it, as the index answered for this batch's VINs
     """
 
-    def __init__(self, stock: MutableMapping[str, dict[str, Any]], vehicles: MutableMapping[str, list[str]]) -> None:
+    def __init__(self, stock: MutableMapping[str, dict[str, Any]], vehicles: Mapping[str, Sequence[str]]) -> None:
         self.stock = stock
         self.vehicles = vehicles
 
@@ -108,17 +112,10 @@ class InventoryDirectory:
         ]
 
     def apply_link(self, link: VinLink) -> list[InventoryRefresh]:
-        current = self.vehicles.get(link.vin, [])
+        """A vehicle that took the VIN gets its inventory; one that left it needs nothing (lookups stop finding it,
+        and the indexer already dropped the inventory from its document)."""
         if not link.linked:
-            if link.vehicle_id in current:
-                remaining = [vehicle_id for vehicle_id in current if vehicle_id != link.vehicle_id]
-                if remaining:
-                    self.vehicles[link.vin] = remaining
-                else:
-                    del self.vehicles[link.vin]
             return []
-        if link.vehicle_id not in current:
-            self.vehicles[link.vin] = sorted([*current, link.vehicle_id])
         inventory, position = self.inventory_of(link.vin)
         if position < 0:
             return []  # no stock record yet: the first one fans out when it arrives

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.search.fields import vin_key
 from schemas.vehicle import VehicleDocument
 from streams.changes import VEHICLES_SOURCE, VehicleRemoval, VehicleUpsert
 from streams.documents import Outcome
@@ -45,7 +46,7 @@ def inventory_fields(record: dict[str, Any]) -> dict[str, Any]:
 
 def apply_inventory_refresh(current: VehicleDocument | None, refresh: InventoryRefresh) -> VehicleDocument | None:
     """The document with the VIN's inventory, or None when nothing changes (gone, other VIN, not newer)."""
-    if current is None or current.deleted or (current.vin or "").upper() != refresh.vin:
+    if current is None or _vin(current) != refresh.vin:
         return None
     if not current.is_newer(ERP_SOURCE, refresh.position):
         return None
@@ -59,9 +60,9 @@ def apply_inventory_refresh(current: VehicleDocument | None, refresh: InventoryR
 
 
 def _vin(document: VehicleDocument | None) -> str | None:
-    if document is None or document.deleted or not document.vin:
+    if document is None or document.deleted:
         return None
-    return document.vin.strip().upper()
+    return vin_key(document.vin)
 
 
 def follow_vin(

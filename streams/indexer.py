@@ -126,6 +126,12 @@ class VehicleIndexer:
             self.known_dealers[op.dealer_id] = op
         return apply_dealer_refresh(current, op)
 
+    async def live_ids_by(self, field: str, values: Sequence[str]) -> dict[str, list[str]]:
+        """The index's lookup (`SearchIndex.live_ids_by`), retried while the index is unreachable."""
+        if not values:
+            return {}
+        return await self._retrying(partial(self.index.live_ids_by, field, values))
+
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Retry while the index is unreachable: the batch stays unacknowledged until it succeeds."""
         delay = self.retry_delay

@@ -12,6 +12,7 @@ from hub.serve import freeze_startup_objects
 from hub.settings import load_settings
 from hub.topics import ensure_topics
 from streams.app import IndexerApp
+from streams.erp_agent import ErpStreamSettings
 from streams.questions import QnaStreamSettings
 from streams.settings import WorkerSettings
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def consumed_topics(settings: WorkerSettings) -> list[str]:
+    erp = load_settings(ErpStreamSettings)
     return [
         settings.change_topic("vehicles"),
         settings.change_topic("dealers"),
@@ -29,6 +31,10 @@ def consumed_topics(settings: WorkerSettings) -> list[str]:
         settings.change_topic("questions"),
         settings.change_topic("answers"),
         load_settings(QnaStreamSettings).qna_refresh_topic,
+        # Created here too, so a fresh broker never first sees them when the worker's first record needs them.
+        erp.erp_topic,
+        erp.erp_vin_links_topic,
+        erp.erp_inventory_refresh_topic,
     ]
 
 

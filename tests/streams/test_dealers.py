@@ -1,4 +1,4 @@
-"""The dealer directory: profiles, the reverse index and the fan-out it produces."""
+"""The dealer directory: profiles and the fan-out a profile change produces."""
 
 from __future__ import annotations
 
@@ -17,65 +17,52 @@ from streams.changes import (
     encode_dealer_links,
     encode_dealer_refreshes,
 )
-from streams.dealers import MEMBER_SHARDS, DealerDirectory
+from streams.dealers import DealerDirectory
 
 
 def directory() -> DealerDirectory:
     profiles: dict[str, dict[str, Any]] = {}
-    members: dict[str, list[str]] = {}
-    return DealerDirectory(profiles, members)
+    return DealerDirectory(profiles)
 
 
-def test_change_fans_out_to_every_listed_vehicle() -> None:
+def test_change_fans_out_to_every_vehicle_the_index_lists() -> None:
     d = directory()
-    vehicle_ids = [str(i) for i in range(1, 3 * MEMBER_SHARDS)]
-    for vehicle_id in vehicle_ids:
-        assert d.apply_link(DealerLink(9, vehicle_id, linked=True)) == []
-    refreshes = d.apply_change(DealerChange(9, {"id": 9, "name": "Renamed"}, 500))
-    assert sorted(r.vehicle_id for r in refreshes) == sorted(vehicle_ids)
-    assert {r.position for r in refreshes} == {500}
+    vehicle_ids = [str(i) for i in range(1, 100)]
+    refreshes = d.apply_change(DealerChange(9, {"id": 9, "name": "Renamed"}, 500), vehicle_ids)
+    assert [r.vehicle_id for r in refreshes] == vehicle_ids
+    assert {(r.dealer_id, r.position) for r in refreshes} == {(9, 500)}
 
 
-def test_new_member_gets_known_profile_and_unlinked_member_stops_receiving() -> None:
+def test_new_member_gets_the_known_profile_and_an_unlink_needs_nothing() -> None:
     d = directory()
-    d.apply_change(DealerChange(9, {"id": 9, "name": "Acme"}, 10))
+    assert d.apply_link(DealerLink(9, "1", linked=True)) == []  # no profile yet: its change fans out later
+    d.apply_change(DealerChange(9, {"id": 9, "name": "Acme"}, 10), [])
     assert d.apply_link(DealerLink(9, "1", linked=True)) == [DealerRefresh("1", 9, {"id": 9, "name": "Acme"}, 10)]
-    d.apply_link(DealerLink(9, "1", linked=False))
-    assert d.apply_change(DealerChange(9, {"id": 9, "name": "Acme 2"}, 20)) == []
-    assert d.members == {}
+    assert d.apply_link(DealerLink(9, "1", linked=False)) == []
 
 
 def test_stale_and_duplicate_dealer_changes_do_nothing() -> None:
     d = directory()
-    d.apply_link(DealerLink(9, "1", linked=True))
-    assert len(d.apply_change(DealerChange(9, {"id": 9, "name": "B"}, 20))) == 1
-    assert d.apply_change(DealerChange(9, {"id": 9, "name": "A"}, 10)) == []
-    assert d.apply_change(DealerChange(9, {"id": 9, "name": "B"}, 20)) == []
+    assert len(d.apply_change(DealerChange(9, {"id": 9, "name": "B"}, 20), ["1"])) == 1
+    assert d.apply_change(DealerChange(9, {"id": 9, "name": "A"}, 10), ["1"]) == []
+    assert d.apply_change(DealerChange(9, {"id": 9, "name": "B"}, 20), ["1"]) == []
     assert d.profiles["9"]["summary"]["name"] == "B"
-
-
-def test_links_are_idempotent() -> None:
-    d = directory()
-    d.apply_link(DealerLink(9, "1", linked=True))
-    d.apply_link(DealerLink(9, "1", linked=True))
-    assert d.vehicles_of(9) == ["1"]
 
 
 def test_truncate_forgets_older_profiles() -> None:
     d = directory()
-    d.apply_change(DealerChange(1, {"id": 1}, 10))
-    d.apply_change(DealerChange(2, {"id": 2}, 30))
+    d.apply_change(DealerChange(1, {"id": 1}, 10), [])
+    d.apply_change(DealerChange(2, {"id": 2}, 30), [])
     d.apply_truncate(DealersTruncated(20))
     assert set(d.profiles) == {"2"}
 
 
 def test_link_with_the_current_profile_needs_no_refresh() -> None:
     d = directory()
-    d.apply_change(DealerChange(9, {"id": 9, "name": "Acme"}, 10))
+    d.apply_change(DealerChange(9, {"id": 9, "name": "Acme"}, 10), [])
     assert d.apply_link(DealerLink(9, "1", linked=True, known_position=10)) == []
     stale = d.apply_link(DealerLink(9, "2", linked=True, known_position=5))
     assert stale == [DealerRefresh("2", 9, {"id": 9, "name": "Acme"}, 10)]
-    assert sorted(d.vehicles_of(9)) == ["1", "2"]
 
 
 def test_internal_records_round_trip_and_reject_malformed_ones() -> None:

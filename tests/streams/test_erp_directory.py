@@ -26,6 +26,14 @@ def test_a_record_before_its_vehicle_is_kept_and_sent_when_the_vehicle_links() -
     assert directory.apply(StockChange("S1", VIN, record("B-02"), 9)) == []  # older: a replay changes nothing
 
 
+def test_a_change_reaches_every_vehicle_the_index_lists_under_the_vin_and_an_unlink_needs_nothing() -> None:
+    directory = InventoryDirectory({}, {VIN: ["7", "12"]})
+    refreshes = directory.apply(StockChange("S1", VIN, record("A-01"), 10))
+    assert [(r.vehicle_id, r.vin, r.position) for r in refreshes] == [("7", VIN, 10), ("12", VIN, 10)]
+    assert directory.apply(VinLink(VIN, "7", linked=False)) == []
+    assert directory.apply(StockChange("S2", "OTHERVIN", {**record("B-01"), "VIN": "OTHERVIN"}, 11)) == []
+
+
 def test_batch_writes_read_their_own_writes_and_write_each_key_once_under_its_last_tag() -> None:
     table: dict[str, Any] = {"OTHER": {"kept": True}}
     writes: BatchWrites[str] = BatchWrites(table)
