@@ -22,10 +22,11 @@ class Publisher(Protocol):
     async def ensure_topics(self, names: Iterable[str], partitions: int) -> None:
         """Create the topics that do not exist yet."""
 
-    async def publish(self, records: Sequence[Record]) -> asyncio.Future[None]:
+    async def publish(self, records: Sequence[Record], *, bulk: bool = False) -> asyncio.Future[None]:
         """Queue `records` in order; the returned future completes once every one is acknowledged
         (acks=all), or fails with the delivery error. Awaiting this call itself only applies
-        backpressure; it does not wait for delivery."""
+        backpressure; it does not wait for delivery. `bulk`: snapshot records, which may be compressed
+        otherwise; the caller waits for every bulk record's acknowledgement before it publishes others."""
         ...
 
     async def close(self) -> None:
@@ -46,28 +47,38 @@ class KafkaPublisher:
         linger_ms: int = 5,
         max_batch_bytes: int = 1 << 20,
         compression_type: str = "none",
+        bulk_compression_type: str | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._linger_ms = linger_ms
         self._max_batch_bytes = max_batch_bytes
-        self._compression_type = None if compression_type == "none" else compression_type
+        self._compression_type = _codec(compression_type)
+        self._bulk_compression_type = self._compression_type
+        if bulk_compression_type is not None:
+            self._bulk_compression_type = _codec(bulk_compression_type)
         self._producer: AIOKafkaProducer | None = None
+        self._bulk_producer: AIOKafkaProducer | None = None  # only when bulk records compress otherwise
         self._partitions: dict[str, int] = {}
 
     async def start(self) -> None:
+        self._producer = await self._start_either(self._compression_type)
+        if self._bulk_compression_type != self._compression_type:
+            self._bulk_producer = await self._start_either(self._bulk_compression_type)
+
+    async def _start_either(self, compression_type: str | None) -> AIOKafkaProducer:
         try:
-            self._producer = await self._start_producer(idempotent=True)
+            return await self._start_producer(compression_type, idempotent=True)
         except (UnsupportedVersionError, KafkaError) as exc:
             log.warning("broker refused an idempotent producer (%s); using acks=all without it", exc)
-            self._producer = await self._start_producer(idempotent=False)
+            return await self._start_producer(compression_type, idempotent=False)
 
-    async def _start_producer(self, *, idempotent: bool) -> AIOKafkaProducer:
+    async def _start_producer(self, compression_type: str | None, *, idempotent: bool) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             acks="all",
             enable_idempotence=idempotent,
             linger_ms=self._linger_ms,
-            compression_type=self._compression_type,
+            compression_type=compression_type,
             max_batch_size=self._max_batch_bytes,
             max_request_size=self._max_batch_bytes * 2,
             # A request the broker never answers fails after this long; the connector then restarts from
@@ -99,8 +110,8 @@ class KafkaPublisher:
             count = self._partitions[topic] = len(partitions)
         return count
 
-    async def publish(self, records: Sequence[Record]) -> asyncio.Future[None]:
-        producer = self.producer
+    async def publish(self, records: Sequence[Record], *, bulk: bool = False) -> asyncio.Future[None]:
+        producer = self._bulk_producer if bulk and self._bulk_producer is not None else self.producer
         builders: dict[tuple[str, int], Any] = {}
         deliveries: list[asyncio.Future[Any]] = []
         counts = self._partitions
@@ -131,12 +142,18 @@ class KafkaPublisher:
         return _all_delivered(deliveries)
 
     async def close(self) -> None:
-        if self._producer is not None:
-            try:
-                await self._producer.flush()
-            finally:
-                await self._producer.stop()
-                self._producer = None
+        producers = [producer for producer in (self._bulk_producer, self._producer) if producer is not None]
+        self._bulk_producer = self._producer = None
+        try:
+            for producer in producers:
+                await producer.flush()
+        finally:
+            for producer in producers:
+                await producer.stop()
+
+
+def _codec(compression_type: str) -> str | None:
+    return None if compression_type == "none" else compression_type
 
 
 def _all_delivered(deliveries: list[asyncio.Future[Any]]) -> asyncio.Future[None]:

@@ -137,20 +137,20 @@ class ChangeCapture:
             self._pending.append(table.read(table.convert(raw), last if is_last else at))
             rows += 1
             if len(self._pending) >= batch_max:
-                await self._publish_pending(0)
+                await self._publish_pending(0, bulk=True)
                 if stop.is_set():
                     return False
-        await self._publish_pending(0)
-        await self._acks.drain()
+        await self._publish_pending(0, bulk=True)
+        await self._acks.drain()  # every bulk record acknowledged before streaming publishes through the other producer
         log.info("snapshot complete: %d rows from %d tables", rows, len(tables))
         return True
 
     # --- streaming ------------------------------------------------------------------------------------
 
-    async def _publish_pending(self, lsn: int) -> None:
+    async def _publish_pending(self, lsn: int, *, bulk: bool = False) -> None:
         if self._pending:
             records, self._pending = self._pending, []
-            self._acks.add(lsn, await self._publisher.publish(records))
+            self._acks.add(lsn, await self._publisher.publish(records, bulk=bulk))
             self.changes += len(records)
         elif lsn > self._queued_lsn:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -337,6 +337,7 @@ async def run_connector(
         linger_ms=settings.pg_linger_ms,
         max_batch_bytes=settings.pg_max_batch_bytes,
         compression_type=settings.pg_compression_type,
+        bulk_compression_type=settings.pg_snapshot_compression_type,
     )
     catalog = await SourceCatalog.connect(settings.database_url)
     stream: ReplicationStream | None = None

@@ -40,8 +40,13 @@ class PostgresConnectorSettings(DatabaseSettings, KafkaSettings):
     pg_linger_ms: int = Field(default=5, ge=0, le=10_000)
     pg_compression_type: Literal["none", "gzip", "lz4", "zstd"] = Field(
         default="none",
-        description="Record batch compression. zstd keeps the in-memory broker ~4x smaller during a bulk "
-        "snapshot, but on tansu it raised the freshness p99 from ~0.7 s to ~4 s, so it is off by default.",
+        description="Record batch compression of streamed changes. Off by default: on tansu, zstd raised the "
+        "freshness p99 from ~0.7 s to ~4 s, and lz4 by ~0.1 s (to 1.06 s, past the 1 s goal).",
+    )
+    pg_snapshot_compression_type: Literal["none", "gzip", "lz4", "zstd"] = Field(
+        default="lz4",
+        description="Record batch compression of the initial snapshot, which is most of what an in-memory broker "
+        "holds: lz4 kept tansu at 335 MB instead of 1.4 GB for 1M vehicles, at no cost in snapshot time.",
     )
     pg_max_batch_bytes: int = Field(default=1 << 20, ge=16_384, le=64 << 20)
     pg_snapshot_fetch_rows: int = Field(default=5000, ge=1, le=1_000_000)
