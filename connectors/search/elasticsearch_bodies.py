@@ -33,9 +33,9 @@ from connectors.search.fields import (
     KEYWORD_FIELDS,
     TEXT_FIELD_BOOSTS,
     VIN_KEY,
+    document_lookup_keys,
     id_rank,
     keyword_value,
-    vin_key,
 )
 from connectors.search.port import (
     DISTANCE,
@@ -179,9 +179,7 @@ def document_source(document: VehicleDocument) -> dict[str, Any]:
     source = document.model_dump(mode="json")
     source["visible"] = document.searchable
     source["id_rank"] = id_rank(document.id)
-    vin = vin_key(document.vin)
-    if vin:
-        source[VIN_KEY] = vin
+    source.update(document_lookup_keys(document))
     if document.lat is not None and document.lon is not None:
         source["location"] = {"lat": document.lat, "lon": document.lon}
     return source

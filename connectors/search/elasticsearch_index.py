@@ -295,15 +295,16 @@ class ElasticsearchIndex(SearchIndex):
         indexed = validate_lookup(field)
         wanted = list(dict.fromkeys(values))
         found: dict[str, list[str]] = {}
+        if not wanted:
+            return found
         after: list[Any] | None = None
-        while wanted:
+        while True:
             response = await self._request("POST", f"/{self.alias}/_search", json=live_ids_body(indexed, wanted, after))
             page, after = parse_live_ids_page(response.json(), indexed)
             for value, ids in page.items():
                 found.setdefault(value, []).extend(ids)
             if after is None:
-                break
-        return found
+                return found
 
     async def search(self, query: SearchQuery) -> SearchResult:
         validate_query(query)

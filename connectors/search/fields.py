@@ -33,12 +33,13 @@ KEYWORD_FIELDS: tuple[str, ...] = (
 )
 INTEGER_FIELDS: tuple[str, ...] = ("year", "mileage", "version")
 
+FLOAT_FIELDS: tuple[str, ...] = ("asking_price", "currentBid", "condition_grade", "lat", "lon")
+NUMERIC_FIELDS: tuple[str, ...] = INTEGER_FIELDS + FLOAT_FIELDS
+
 # What `SearchIndex.live_ids_by` looks documents up by, and the indexed field that holds it: the worker finds a
 # dealer's vehicles, and the vehicles of an ERP VIN, in the index instead of keeping reverse maps of its own.
 VIN_KEY = "vin_key"
 LOOKUP_FIELDS: dict[str, str] = {"dealer_id": "dealer_id", "vin": VIN_KEY}
-FLOAT_FIELDS: tuple[str, ...] = ("asking_price", "currentBid", "condition_grade", "lat", "lon")
-NUMERIC_FIELDS: tuple[str, ...] = INTEGER_FIELDS + FLOAT_FIELDS
 
 # The text sources whose words also match with one typo (5+ letters) or as a typed prefix.
 FUZZY_TEXT_SOURCES: tuple[str, ...] = ("make", "model", "trim")
@@ -89,6 +90,12 @@ def validate_lookup(field_name: str) -> str:
     if field_name not in LOOKUP_FIELDS:
         raise ValueError(f"cannot look documents up by {field_name!r}; lookup fields: {sorted(LOOKUP_FIELDS)}")
     return LOOKUP_FIELDS[field_name]
+
+
+def document_lookup_keys(document: VehicleDocument) -> dict[str, str]:
+    """The indexed lookup fields beside the keywords (`VIN_KEY`), absent when the document has no VIN."""
+    vin = vin_key(document.vin)
+    return {VIN_KEY: vin} if vin else {}
 
 
 def document_keywords(document: VehicleDocument) -> dict[str, str]:

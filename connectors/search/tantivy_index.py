@@ -49,12 +49,12 @@ from connectors.search.fields import (
     apply_partial,
     compact_text,
     document_keywords,
+    document_lookup_keys,
     epoch_seconds,
     integer_bounds,
     keyword_value,
     validate_lookup,
     validate_query,
-    vin_key,
 )
 from connectors.search.port import (
     DISTANCE,
@@ -156,9 +156,7 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
         "deleted": document.deleted,
     }
     fields.update(document_keywords(document))
-    vin = vin_key(document.vin)
-    if vin:
-        fields[VIN_KEY] = vin
+    fields.update(document_lookup_keys(document))
     for source, text_field in TEXT_FIELDS.items():
         text = getattr(document, source)
         if text:
@@ -448,7 +446,7 @@ class TantivyIndex(SearchIndex):
             for _, address in searcher.search(matching, SCAN_PAGE, offset=offset).hits:
                 document_id, stored = _stored(searcher.doc(address))
                 document = VehicleDocument.model_validate_json(stored)
-                value = vin_key(document.vin) if indexed == VIN_KEY else document_keywords(document).get(indexed)
+                value = {**document_keywords(document), **document_lookup_keys(document)}.get(indexed)
                 if value is not None:
                     found.setdefault(value, []).append(document_id)
         return {value: sorted(ids, key=id_rank) for value, ids in found.items()}
