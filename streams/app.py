@@ -117,12 +117,7 @@ class IndexerApp:
             broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
             producer_acks=-1,
             producer_compression_type=settings.compression_type,
-            # Lingering a few ms turns the changelog and refresh records of a batch into a few produce requests
-            # instead of one per record (socket writes were a fifth of the worker's CPU in an ERP catch-up).
             producer_linger=settings.producer_linger_ms / 1000,
-            # Faust's default (20 minutes) goes into every produce request as its timeout; with multi-batch
-            # requests (a linger), tansu then left the last records of a quiet stream unanswered for minutes.
-            producer_request_timeout=settings.producer_request_timeout_s,
             producer_max_batch_size=settings.producer_max_batch_bytes,
             producer_max_request_size=settings.producer_max_batch_bytes * 2,
             # Bounds what the consumer prefetches per partition (compressed batches decode to several times it).

@@ -19,14 +19,10 @@ class WorkerSettings(KafkaSettings, IndexSettings):
     fetch_max_wait_ms: int = Field(
         default=50, ge=1, le=5_000, description="How long a fetch may wait for data (tansu always waits this long)."
     )
+    # Off by default: with a linger, Faust's producer was seen holding the last records of a quiet stream (a
+    # vehicle's dealer link) undelivered for minutes, so a new vehicle never got its dealer block.
     producer_linger_ms: int = Field(
-        default=5, ge=0, le=1_000, description="How long the producer gathers records into one produce request."
-    )
-    producer_request_timeout_s: float = Field(
-        default=10.0,
-        gt=0,
-        le=1200,
-        description="Produce request timeout (sent to the broker; a request past it is retried).",
+        default=0, ge=0, le=1_000, description="How long the producer gathers records into one produce request."
     )
     producer_max_batch_bytes: int = Field(default=1 << 20, ge=16 * 1024, le=64 << 20)
     compression_type: str | None = Field(default=None, pattern=r"^(gzip|lz4|zstd)$")
