@@ -40,6 +40,7 @@ from connectors.search.fields import (
     FLOAT_FIELDS,
     FUZZY_MIN_LENGTH,
     FUZZY_TEXT_SOURCES,
+    ID_RANK_LAST,
     INEXACT_WEIGHT,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
@@ -421,35 +422,79 @@ class TantivyIndex(SearchIndex):
 
     def _live_ids_by_sync(self, indexed: str, values: list[str]) -> dict[str, list[str]]:
         searcher = self._index.searcher()
-        matching = _conjunction_of(
-            [
-                tantivy.Query.term_set_query(self._schema, indexed, values),
-                tantivy.Query.term_query(self._schema, "deleted", False),
-            ]
-        )
+        matching = self._live_matching(indexed, values)
         total = _count(searcher.search(matching, 1, count=True))
         if total == 0:
             return {}
         if total + len(values) <= MAX_LOOKUP_BUCKETS:
             # Ids and values from fast fields: no stored document is read.
-            ids = {"terms": {"field": "id", "size": total}}
-            aggregation = {"by": {"terms": {"field": indexed, "size": len(values)}, "aggs": {"ids": ids}}}
-            result: dict[str, Any] = searcher.aggregate(matching, aggregation)
-            return {
-                _bucket_key(bucket["key"]): sorted(
-                    (_bucket_key(hit["key"]) for hit in bucket["ids"]["buckets"]), key=id_rank
-                )
-                for bucket in result["by"]["buckets"]
-            }
-        found: dict[str, list[str]] = {}
+            found = self._single_member_lookup(searcher, matching, indexed, values, total)
+            if found is not None:
+                return found
+            return self._nested_lookup(searcher, matching, indexed, values, total)
+        found_paged: dict[str, list[str]] = {}
         for offset in range(0, total, SCAN_PAGE):
             for _, address in searcher.search(matching, SCAN_PAGE, offset=offset).hits:
                 document_id, stored = _stored(searcher.doc(address))
                 document = VehicleDocument.model_validate_json(stored)
                 value = {**document_keywords(document), **document_lookup_keys(document)}.get(indexed)
                 if value is not None:
-                    found.setdefault(value, []).append(document_id)
-        return {value: sorted(ids, key=id_rank) for value, ids in found.items()}
+                    found_paged.setdefault(value, []).append(document_id)
+        return {value: sorted(ids, key=id_rank) for value, ids in found_paged.items()}
+
+    def _live_matching(self, indexed: str, values: list[str]) -> tantivy.Query:
+        return _conjunction_of(
+            [
+                tantivy.Query.term_set_query(self._schema, indexed, values),
+                tantivy.Query.term_query(self._schema, "deleted", False),
+            ]
+        )
+
+    def _nested_lookup(
+        self, searcher: tantivy.Searcher, matching: tantivy.Query, indexed: str, values: list[str], total: int
+    ) -> dict[str, list[str]]:
+        ids = {"terms": {"field": "id", "size": total}}
+        aggregation = {"by": {"terms": {"field": indexed, "size": len(values)}, "aggs": {"ids": ids}}}
+        result: dict[str, Any] = searcher.aggregate(matching, aggregation)
+        return {
+            _bucket_key(bucket["key"]): sorted(
+                (_bucket_key(hit["key"]) for hit in bucket["ids"]["buckets"]), key=id_rank
+            )
+            for bucket in result["by"]["buckets"]
+        }
+
+    def _single_member_lookup(
+        self, searcher: tantivy.Searcher, matching: tantivy.Query, indexed: str, values: list[str], total: int
+    ) -> dict[str, list[str]] | None:
+        """The lookup when most values have one live document (a VIN): a value's only document is named by the
+        smallest id rank under it, which is ~10x cheaper than a terms aggregation of ids under every value; values
+        with more documents go through `_nested_lookup`. None if the ranks do not name the documents (ids that
+        are not canonical numbers): the caller then looks everything up the nested way.
+
+        The check is exact: the ranks' ids, with the nested lookup's, must be distinct and be the set of matching
+        ids. A document whose id is not the decimal of its rank ("007") would have its rank's id ("7") either
+        missing from that set or reported twice.
+        """
+        aggregation = {
+            "by": {"terms": {"field": indexed, "size": len(values)}, "aggs": {"rank": {"min": {"field": ID_KEY}}}},
+            "ids": {"terms": {"field": "id", "size": total}},
+        }
+        result: dict[str, Any] = searcher.aggregate(matching, aggregation)
+        found: dict[str, list[str]] = {}
+        shared: list[str] = []
+        for bucket in result["by"]["buckets"]:
+            value, rank = _bucket_key(bucket["key"]), bucket["rank"]["value"]
+            if bucket["doc_count"] == 1 and rank is not None and rank < ID_RANK_LAST:
+                found[value] = [str(int(rank))]
+            else:
+                shared.append(value)
+        if shared:
+            found.update(self._nested_lookup(searcher, self._live_matching(indexed, shared), indexed, shared, total))
+        named = [document_id for ids in found.values() for document_id in ids]
+        live = {_bucket_key(bucket["key"]) for bucket in result["ids"]["buckets"]}
+        if len(named) != total or len(live) != total or set(named) != live:
+            return None
+        return found
 
     async def search(self, query: SearchQuery) -> SearchResult:
         validate_query(query)

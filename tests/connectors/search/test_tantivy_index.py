@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,4 +188,52 @@ async def test_a_lookup_past_the_aggregation_limit_reads_the_documents(
 
     assert await index.live_ids_by("dealer_id", ["7"]) == {"7": [str(n) for n in range(0, 12, 2)]}
     assert await index.live_ids_by("vin", ["VIN1"]) == {"VIN1": ["1", "4", "7", "10"]}
+    await index.close()
+
+
+async def test_a_vin_lookup_names_single_documents_by_id_rank_and_stays_exact_for_any_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nested_calls: list[list[str]] = []
+    nested = TantivyIndex._nested_lookup
+
+    def counting_nested(
+        self: TantivyIndex, searcher: Any, matching: Any, indexed: str, values: list[str], total: int
+    ) -> Any:
+        nested_calls.append(values)
+        return nested(self, searcher, matching, indexed, values, total)
+
+    monkeypatch.setattr(TantivyIndex, "_nested_lookup", counting_nested)
+    index = TantivyIndex(tmp_path / "cars", writer=True)
+    await index.upsert(
+        [
+            make_vehicle(1, vin="VINA"),
+            make_vehicle(2, vin="VINB"),
+            make_vehicle(3, vin="VINB"),
+            make_vehicle("abc", vin="VINC"),
+            make_vehicle(4, vin="VING", deleted=True),
+        ]
+    )
+    await index.flush()
+
+    assert await index.live_ids_by("vin", ["VINA", "VINZ"]) == {"VINA": ["1"]}
+    assert nested_calls == []  # one document per VIN: the ranks alone answer
+    assert await index.live_ids_by("vin", ["VINA", "VINB", "VINC", "VING"]) == {
+        "VINA": ["1"],
+        "VINB": ["2", "3"],
+        "VINC": ["abc"],
+    }
+    assert sorted(nested_calls[-1]) == ["VINB", "VINC"]  # only the values the ranks cannot name
+
+    # "007" and "7" share a rank: the check sees it and the whole lookup goes the nested way.
+    await index.upsert([make_vehicle("007", vin="VIND"), make_vehicle(7, vin="VINE")])
+    await index.flush()
+    nested_calls.clear()
+    assert await index.live_ids_by("vin", ["VINA", "VIND", "VINE"]) == {
+        "VINA": ["1"],
+        "VIND": ["007"],
+        "VINE": ["7"],
+    }
+    assert sorted(nested_calls[-1]) == ["VINA", "VIND", "VINE"]
+    assert await index.live_ids_by("vin", ["VIND"]) == {"VIND": ["007"]}
     await index.close()
