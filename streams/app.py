@@ -160,8 +160,7 @@ class IndexerApp:
 
     async def index_vehicles(self, stream: StreamT[bytes]) -> None:
         """Batches of vehicle changes and dealer refreshes -> one index write + commit per batch."""
-        window = self.settings.batch_window_ms / 1000
-        async for events in take_event_batches(stream, self.settings.batch_max, window):
+        async for events in take_event_batches(stream, self.settings.batch_limits()):
             decoded: list[tuple[EventT, VehicleOp]] = []
             for event in events:
                 try:
@@ -178,8 +177,7 @@ class IndexerApp:
     async def track_dealers(self, stream: StreamT[bytes]) -> None:
         """Dealer changes and vehicle links in batches; each record is applied as Faust's current event,
         so the profile writes it causes go to the changelog partition of that record."""
-        window = self.settings.batch_window_ms / 1000
-        async for events in take_event_batches(stream, self.settings.batch_max, window):
+        async for events in take_event_batches(stream, self.settings.batch_limits()):
             decoded: list[tuple[EventT, list[DealerOp]]] = []
             for event in events:
                 try:

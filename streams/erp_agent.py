@@ -88,8 +88,7 @@ class ErpWiring:
         from streams.app import as_current_event  # the app module imports this one
 
         owner = self.owner
-        window = owner.settings.batch_window_ms / 1000
-        async for events in take_event_batches(stream, owner.settings.batch_max, window):
+        async for events in take_event_batches(stream, owner.settings.batch_limits()):
             refreshes: dict[str, InventoryRefresh] = {}  # the newest per vehicle: a backlog refreshes each once
             moved: list[StockOp] = []
             decoded: list[tuple[EventT, list[StockOp]]] = []

@@ -146,8 +146,7 @@ class QnaWiring:
     async def route_qna(self, stream: StreamT[bytes]) -> None:
         """Question and answer changes in batches -> one record per vehicle partition on the refresh topic."""
         owner = self.owner
-        window = owner.settings.batch_window_ms / 1000
-        async for events in take_event_batches(stream, owner.settings.batch_max, window):
+        async for events in take_event_batches(stream, owner.settings.batch_limits()):
             updates: list[QnaUpdate] = []
             for event in events:
                 try:

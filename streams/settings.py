@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from hub.settings import IndexSettings, KafkaSettings
+from streams.batching import BatchLimits
 
 
 class WorkerSettings(KafkaSettings, IndexSettings):
@@ -14,8 +15,14 @@ class WorkerSettings(KafkaSettings, IndexSettings):
         default=False,
         description="Whether change-topic keys carry the JSON converter's schema (must match the source).",
     )
-    batch_max: int = Field(default=2000, ge=1, le=100_000)
-    batch_window_ms: int = Field(default=100, ge=1, le=10_000)
+    batch_max: int = Field(default=10_000, ge=1, le=100_000, description="Most records an agent applies at once.")
+    batch_window_ms: int = Field(default=100, ge=1, le=10_000, description="How long a batch gathers live records.")
+    batch_backlog_window_ms: int = Field(
+        default=1_000,
+        ge=0,
+        le=60_000,
+        description="How long a batch may keep filling while its partitions hold enough records to fill it.",
+    )
     fetch_max_wait_ms: int = Field(
         default=50, ge=1, le=5_000, description="How long a fetch may wait for data (tansu always waits this long)."
     )
@@ -35,6 +42,9 @@ class WorkerSettings(KafkaSettings, IndexSettings):
     vehicle_refresh_topic: str = "auction-hub.vehicle-refresh"
     auction_bids_topic: str = Field(default="auction.bids", description="Live bidding's records (bidding.persistence).")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    def batch_limits(self) -> BatchLimits:
+        return BatchLimits(self.batch_max, self.batch_window_ms / 1000, self.batch_backlog_window_ms / 1000)
 
     def change_topic(self, table: str) -> str:
         return f"{self.topic_prefix}.{self.source_schema}.{table}"

@@ -1,0 +1,96 @@
+"""Batches against a real broker: a backlog is read in full batches, live records still leave within the window."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from hub.broker import EmbeddedBroker
+from hub.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def produce(bootstrap: str, topic: str, count: int, spacing_s: float = 0.0) -> list[float]:
+    """Sends `count` records; returns when each was acknowledged (unix time)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    sent = []
+    try:
+        for n in range(count):
+            future = await producer.send(topic, key=str(n).encode(), value=b"x" * 200)
+            if spacing_s:
+                await future
+                sent.append(time.time())
+                await asyncio.sleep(spacing_s)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+@pytest.fixture
+def topic(kafka_broker: EmbeddedBroker) -> str:
+    name = f"batching-{uuid.uuid4().hex[:8]}"
+    asyncio.run(ensure_topics(kafka_broker.bootstrap_servers, [name], 1))
+    return name
+
+
+def probe(broker: EmbeddedBroker, topic: str, limits: tuple[int, float, float], expected: int) -> subprocess.Popen[str]:
+    args = [broker.bootstrap_servers, topic, *(str(limit) for limit in limits), str(expected)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.streams.batch_probe", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def batches_of(process: subprocess.Popen[str], timeout: float = 120) -> Iterator[tuple[int, float]]:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        if line.startswith("batch "):
+            _, size, at = line.split()
+            yield int(size), float(at)
+        assert time.monotonic() < deadline, "the probe took too long"
+
+
+def test_a_backlog_is_read_in_full_batches(kafka_broker: EmbeddedBroker, topic: str) -> None:
+    asyncio.run(produce(kafka_broker.bootstrap_servers, topic, 3000))
+
+    with_backlog = probe(kafka_broker, topic, (1000, 0.01, 30.0), 3000)
+    assert [size for size, _ in batches_of(with_backlog)] == [1000, 1000, 1000]
+    assert with_backlog.wait(timeout=30) == 0
+
+    window_only = probe(kafka_broker, topic, (1000, 0.01, 0.0), 3000)
+    sizes = [size for size, _ in batches_of(window_only)]
+    assert window_only.wait(timeout=30) == 0
+    assert sum(sizes) == 3000
+    assert len(sizes) > 3  # a 10 ms window alone closes batches before they are full
+
+
+def test_live_records_leave_within_the_window_despite_a_long_backlog_window(
+    kafka_broker: EmbeddedBroker, topic: str
+) -> None:
+    process = probe(kafka_broker, topic, (1000, 0.05, 30.0), 6)
+    try:
+        asyncio.run(produce(kafka_broker.bootstrap_servers, topic, 1))
+        batches = batches_of(process)
+        assert next(batches)[0] == 1  # the probe is consuming
+        sent = asyncio.run(produce(kafka_broker.bootstrap_servers, topic, 5, spacing_s=0.5))
+        seen = list(batches)
+    finally:
+        process.kill()
+    assert sum(size for size, _ in seen) == 5
+    # Nothing waits for the 30 s backlog window: each record leaves within a second of being acknowledged.
+    assert seen[-1][1] - sent[-1] < 1.0, (seen, sent)
