@@ -15,7 +15,7 @@ class WorkerSettings(KafkaSettings, IndexSettings):
         default=False,
         description="Whether change-topic keys carry the JSON converter's schema (must match the source).",
     )
-    batch_max: int = Field(default=10_000, ge=1, le=100_000, description="Most records an agent applies at once.")
+    batch_max: int = Field(default=5_000, ge=1, le=100_000, description="Most records an agent applies at once.")
     batch_window_ms: int = Field(default=100, ge=1, le=10_000, description="How long a batch gathers live records.")
     batch_backlog_window_ms: int = Field(
         default=1_000,
