@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 from bidding.engine import BidEngine
 from bidding.feed import FeedConfig, FeedHub, event_stream
 from bidding.lots import BidReply, LotView
-from bidding.service import BiddingService, RateLimit
+from bidding.rate_limit import RateLimit
+from bidding.service import BiddingService
 from bidding.settings import BiddingSettings
 from hub.errors import InvalidParameter, ServiceUnavailable
 from marketplace.api.deps import CurrentUserDep

@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 from bidding.bid_events import KafkaBidSink
 from bidding.engine import BidEngine
 from bidding.persistence import BidPersister
+from bidding.rate_limit import RateLimit
 from bidding.scheduler import LotScheduler
-from bidding.service import BiddingService, RateLimit
+from bidding.service import BiddingService
 from bidding.settings import BidLifecycleSettings
 from marketplace.db import Connection, create_pool
 

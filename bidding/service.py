@@ -9,7 +9,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -21,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bidding import bid_store
 from bidding.engine import BidEngine
 from bidding.lots import BidKind, BidReply, LotRules, LotView, Rejection
+from bidding.rate_limit import BidRateLimiter, RateLimit
 from bidding.rebuild import RebuildError, arm_or_rebuild
 from hub.errors import AppError, Conflict, Forbidden, InvalidParameter, NotFound, ServiceUnavailable
 from marketplace.accounts import CurrentUser
@@ -94,12 +94,6 @@ async def redis_available() -> AsyncIterator[None]:
         raise ServiceUnavailable("live bidding is unreachable; retry shortly", headers={"Retry-After": "2"}) from exc
 
 
-@dataclass(frozen=True)
-class RateLimit:
-    bids: int = 10
-    window_s: int = 1
-
-
 class BiddingService:
     def __init__(
         self, pool: AsyncConnectionPool[Connection], redis: Redis, engine: BidEngine, rate_limit: RateLimit
@@ -108,6 +102,7 @@ class BiddingService:
         self.redis = redis
         self.engine = engine
         self.rate_limit = rate_limit
+        self.rate_limiter = BidRateLimiter(redis, rate_limit)
 
     # -- lots ----------------------------------------------------------------------------------------------------
 
@@ -188,19 +183,12 @@ class BiddingService:
     # -- bids ----------------------------------------------------------------------------------------------------
 
     async def _check_rate(self, user_id: int) -> None:
-        window = self.rate_limit.window_s
-        now = time.time()
-        slot = int(now // window)
-        key = f"bid_rate:{{user:{user_id}}}:{slot}"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, window + 1)
-            count, _ = await pipe.execute()
-        if int(count) > self.rate_limit.bids:
-            retry_after = max(1, int((slot + 1) * window - now + 0.999))
-            raise TooManyRequests(
-                f"at most {self.rate_limit.bids} bids per {window} s; retry in {retry_after} s", retry_after
-            )
+        wait_ms = await self.rate_limiter.admit(user_id, int(time.time() * 1000))
+        if wait_ms:
+            retry_after = max(1, -(-wait_ms // 1000))
+            limit = self.rate_limit
+            message = f"at most {limit.bids} bids per {limit.window_s} s; retry in {retry_after} s"
+            raise TooManyRequests(message, retry_after)
 
     async def place_bid(
         self,

@@ -16,7 +16,8 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from bidding.engine import BidEngine
-from bidding.service import BiddingService, RateLimit
+from bidding.rate_limit import RateLimit
+from bidding.service import BiddingService
 from marketplace.db import Connection, create_pool
 from marketplace.migrate import apply_migrations
 from marketplace.vin import make_vin

@@ -121,8 +121,7 @@ async def test_rate_limit_answers_429_with_retry_after(market: Market) -> None:
         if response.status_code == 429:
             assert 1 <= int(response.headers["Retry-After"]) <= RATE_WINDOW_S
             assert response.json()["error"]["code"] == "rate_limited"
-    assert statuses.count(429) >= 1
-    assert statuses.index(429) >= RATE_LIMIT - 1  # a window boundary may reset the count once
+    assert statuses == [200] * RATE_LIMIT + [429, 429]  # a sliding window: no boundary lets a burst through
     other = await market.member()  # per user: someone else still bids
     assert (await market.client.post(url, json={"amount": 50_000, "currency": "USD"}, headers=other.headers)).json()[
         "status"
