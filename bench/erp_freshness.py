@@ -39,7 +39,7 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import BenchHub, percentile  # noqa: E402
+from bench.harness import BenchHub, kept_workdir, percentile  # noqa: E402
 from bidding.engine import BidEngine  # noqa: E402
 from bidding.model import LotRules  # noqa: E402
 from connectors.erp.dialects import ErpDsn, install_schema  # noqa: E402
@@ -350,7 +350,7 @@ def main() -> None:
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs in ./var/bench-erp")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="erp-bench-") as tmp:
-        workdir = Path("var/bench-erp").resolve() if args.keep_logs else Path(tmp)
+        workdir = kept_workdir(Path("var/bench-erp")) if args.keep_logs else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         run(workdir, args)
 

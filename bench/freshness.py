@@ -24,7 +24,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import BenchHub, percentile  # noqa: E402
+from bench.harness import BenchHub, kept_workdir, percentile  # noqa: E402
 from marketplace.demo_data import bulk_load_vehicles  # noqa: E402
 
 
@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ah-fresh-") as tmp:
-        workdir = Path("var/bench").resolve() if args.keep_logs else Path(tmp)
+        workdir = kept_workdir(Path("var/bench")) if args.keep_logs else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         hub = BenchHub(workdir)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -21,6 +22,16 @@ from marketplace.migrate import apply_migrations, drop_database, ensure_database
 from tests.pipeline import HubProcess, wait_for_worker_ready, wait_until, worker_env  # noqa: E402
 
 ADMIN_URL = os.environ.get("AUCTION_HUB_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def kept_workdir(path: Path) -> Path:
+    """A benchmark's kept working directory, emptied first: a previous run's search index there holds the same
+    vehicle ids at newer positions, so this run's changes would be skipped as stale and never show."""
+    path = path.resolve()
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
 
 
 def peak_rss_mb(pid: int) -> float:
