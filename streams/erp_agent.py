@@ -13,7 +13,7 @@ Both inputs of `track_inventory` are keyed by VIN with the same partition count,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import Field
 
@@ -32,8 +32,10 @@ from streams.erp_changes import (
     encode_stock_ops,
 )
 from streams.erp_directory import BatchWrites, InventoryDirectory
+from streams.table_writes import write_through
 
 if TYPE_CHECKING:
+    from faust import Table
     from faust.types import EventT, StreamT
 
     from streams.app import IndexerApp
@@ -64,7 +66,8 @@ class ErpWiring:
         self._key_schema = None
         if s.erp_key_schemas_enable:
             self._key_schema = key_schema(s.erp_topic, [{"type": "string", "optional": False, "field": "VIN"}])
-        self.stock = app.Table("erp-stock", default=None, partitions=partitions)
+        # A Table, not just a TableT: stock writes go through `write_through`, which uses its serializers.
+        self.stock = cast("Table[str, Any]", app.Table("erp-stock", default=None, partitions=partitions))
         if s.erp_sync_enabled:
             stock_topics = app.topic(s.erp_topic, s.erp_vin_links_topic, **raw)
             app.agent(stock_topics, name="track_inventory")(self.track_inventory)
@@ -107,11 +110,7 @@ class ErpWiring:
                 with as_current_event(event):
                     for op in ops:
                         refreshes.update((r.vehicle_id, r) for r in directory.apply(op))
-            for tag, writes in stock.writes_by_tag():  # one stock write per VIN, in its last event's partition
-                assert tag is not None  # noqa: S101 - every write happens under an event
-                with as_current_event(tag):
-                    for vin, entries in writes:
-                        stock.flush_to_table(vin, entries)
+            changelog = await write_through(self.stock, self._stock_writes(stock))
             await owner._send_grouped(  # noqa: SLF001
                 self.refresh_topic,
                 list(refreshes.values()),
@@ -119,8 +118,18 @@ class ErpWiring:
                 encode_inventory_refreshes,
             )
             await self._send_stock_ops(moved)
+            await changelog.stored()
             owner.metrics.count("erp_events_consumed", len(events))
             owner.metrics.count("erp_inventory_refreshes_sent", len(refreshes))
+
+    @staticmethod
+    def _stock_writes(stock: BatchWrites[EventT]) -> list[tuple[int, str, Any]]:
+        """One write per VIN, in the partition of its last event (where Faust would have put it)."""
+        writes = []
+        for tag, group in stock.writes_by_tag():
+            assert tag is not None  # noqa: S101 - every write happens under an event
+            writes += [(tag.message.partition, vin, entries) for vin, entries in group]
+        return writes
 
     def _decode_stock_event(self, event: EventT, moved: list[StockOp]) -> list[StockOp]:
         """The operations for this partition; a stock record that left another VIN is added to `moved`

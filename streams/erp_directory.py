@@ -61,12 +61,6 @@ class BatchWrites(MutableMapping[str, Any], Generic[T]):
             groups.setdefault(id(tag), (tag, []))[1].append((key, None if value is _DELETED else value))
         return list(groups.values())
 
-    def flush_to_table(self, key: str, value: Any) -> None:
-        if value is None:
-            self.table.pop(key, None)
-        else:
-            self.table[key] = value
-
 
 class InventoryDirectory:
     """Pure rules over the stock (a Faust table in the worker, a dict in unit tests) and a batch's lookup.

@@ -34,6 +34,14 @@ def test_a_change_reaches_every_vehicle_the_index_lists_under_the_vin_and_an_unl
     assert directory.apply(StockChange("S2", "OTHERVIN", {**record("B-01"), "VIN": "OTHERVIN"}, 11)) == []
 
 
+def flush(table: dict[str, Any], key: str, value: Any) -> None:
+    """What the worker does with a held write (`streams.table_writes.write_through`, without the changelog)."""
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
+
+
 def test_batch_writes_read_their_own_writes_and_write_each_key_once_under_its_last_tag() -> None:
     table: dict[str, Any] = {"OTHER": {"kept": True}}
     writes: BatchWrites[str] = BatchWrites(table)
@@ -50,7 +58,7 @@ def test_batch_writes_read_their_own_writes_and_write_each_key_once_under_its_la
     assert [(tag, [key for key, _ in group]) for tag, group in writes.writes_by_tag()] == [("event-3", [VIN])]
     for _, group in writes.writes_by_tag():
         for key, value in group:
-            writes.flush_to_table(key, value)
+            flush(table, key, value)
     assert table[VIN]["S1"]["position"] == 3
     assert table[VIN]["S1"]["record"]["LOCATION"] == "L3"
     assert table["OTHER"] == {"kept": True}
@@ -70,5 +78,5 @@ def test_batch_writes_delete() -> None:
     assert len(writes) == 2
     for _, group in writes.writes_by_tag():
         for key, value in group:
-            writes.flush_to_table(key, value)
+            flush(table, key, value)
     assert table == {"B": 2, "C": 3}

@@ -1,0 +1,82 @@
+"""A Faust app with one table, written in batches and read back by the same app id after a restart.
+
+    python -m tests.streams.table_probe BOOTSTRAP APP_ID TOPIC MODE EXPECTED
+
+MODE `bulk` writes each batch through `streams.table_writes.write_through`, `faust` through the table's own
+`table[key] = value` (under each record as Faust's current event); each input record is `{"key": ..., "value": ...}`
+(value null: delete). Once EXPECTED records were applied and their changelog stored, the probe prints `stored` and
+exits. MODE `read` (the same app id started again, so its table is recovered from the changelog) prints the table
+as JSON, `table {...}`, when the next input record arrives: Faust streams records only after recovery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from streams.app import as_current_event
+from streams.batching import BatchLimits, take_event_batches
+from streams.kafka_transport import broker_url
+from streams.table_writes import write_through
+
+
+def main(bootstrap: str, app_id: str, topic_name: str, mode: str, expected: int) -> None:
+    app = faust.App(
+        app_id,
+        broker=broker_url(bootstrap, 20),
+        store="memory://",
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
+        topic_partitions=2,
+        producer_acks=-1,
+    )
+    topic = app.topic(topic_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    table = app.Table("probe-stock", default=None, partitions=2)
+    seen = 0
+
+    async def write_with_faust(events: list[EventT], writes: list[tuple[int, str, Any]]) -> None:
+        for event, (_, key, value) in zip(events, writes, strict=True):
+            with as_current_event(event):
+                if value is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = value
+        await app.producer.flush()
+
+    async def apply(stream: StreamT[bytes]) -> None:
+        nonlocal seen
+        async for events in take_event_batches(stream, BatchLimits(1000, 0.05, 1.0)):
+            if mode == "read":
+                sys.stdout.write(f"table {json.dumps(dict(table.items()), sort_keys=True)}\n")
+                sys.stdout.flush()
+                os._exit(0)
+            writes = []
+            for event in events:
+                record = json.loads(event.value)
+                writes.append((event.message.partition, record["key"], record["value"]))
+            if mode == "faust":
+                await write_with_faust(events, writes)
+            else:
+                await (await write_through(table, writes)).stored()  # type: ignore[arg-type]
+            seen += len(events)
+            if seen >= expected:
+                sys.stdout.write("stored\n")
+                sys.stdout.flush()
+                os._exit(0)
+
+    app.agent(topic, name="apply")(apply)
+    worker = faust.Worker(app, loglevel="warning", redirect_stdouts=False)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    bootstrap, app_id, topic_name, mode, expected = sys.argv[1:6]
+    main(bootstrap, app_id, topic_name, mode, int(expected))
