@@ -12,24 +12,14 @@ import sys
 import time
 import uuid
 
-import faust
 from faust.types import StreamT
 
 from streams.batching import BatchLimits, take_event_batches
-from streams.kafka_transport import broker_url
+from tests.streams.probe_apps import probe_app, run_worker, say
 
 
 def main(bootstrap: str, topic_name: str, max_events: int, window_s: float, backlog_s: float, expected: int) -> None:
-    app = faust.App(
-        f"batch-probe-{uuid.uuid4().hex[:8]}",
-        broker=broker_url(bootstrap, 20),
-        store="memory://",
-        web_enabled=False,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=3.0,
-        stream_buffer_maxsize=max(4096, max_events * 2),
-    )
+    app = probe_app(f"batch-probe-{uuid.uuid4().hex[:8]}", bootstrap, stream_buffer_maxsize=max(4096, max_events * 2))
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     seen = 0
 
@@ -37,15 +27,12 @@ def main(bootstrap: str, topic_name: str, max_events: int, window_s: float, back
         nonlocal seen
         async for events in take_event_batches(stream, BatchLimits(max_events, window_s, backlog_s)):
             seen += len(events)
-            sys.stdout.write(f"batch {len(events)} {time.time():.3f}\n")
-            sys.stdout.flush()
+            say(f"batch {len(events)} {time.time():.3f}")
             if seen >= expected:
                 os._exit(0)
 
     app.agent(topic, name="batches")(batches)
-    worker = faust.Worker(app, loglevel="warning", redirect_stdouts=False)
-    worker.spinner = None
-    worker.execute_from_commandline()
+    run_worker(app)
 
 
 if __name__ == "__main__":

@@ -16,27 +16,16 @@ import os
 import sys
 from typing import Any
 
-import faust
 from faust.types import EventT, StreamT
 
 from streams.app import as_current_event
 from streams.batching import BatchLimits, take_event_batches
-from streams.kafka_transport import broker_url
 from streams.table_writes import write_through
+from tests.streams.probe_apps import probe_app, run_worker, say
 
 
 def main(bootstrap: str, app_id: str, topic_name: str, mode: str, expected: int) -> None:
-    app = faust.App(
-        app_id,
-        broker=broker_url(bootstrap, 20),
-        store="memory://",
-        web_enabled=False,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=3.0,
-        topic_partitions=2,
-        producer_acks=-1,
-    )
+    app = probe_app(app_id, bootstrap, topic_partitions=2, producer_acks=-1)
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     table = app.Table("probe-stock", default=None, partitions=2)
     seen = 0
@@ -54,8 +43,7 @@ def main(bootstrap: str, app_id: str, topic_name: str, mode: str, expected: int)
         nonlocal seen
         async for events in take_event_batches(stream, BatchLimits(1000, 0.05, 1.0)):
             if mode == "read":
-                sys.stdout.write(f"table {json.dumps(dict(table.items()), sort_keys=True)}\n")
-                sys.stdout.flush()
+                say(f"table {json.dumps(dict(table.items()), sort_keys=True)}")
                 os._exit(0)
             writes = []
             for event in events:
@@ -67,14 +55,11 @@ def main(bootstrap: str, app_id: str, topic_name: str, mode: str, expected: int)
                 await (await write_through(table, writes)).stored()  # type: ignore[arg-type]
             seen += len(events)
             if seen >= expected:
-                sys.stdout.write("stored\n")
-                sys.stdout.flush()
+                say("stored")
                 os._exit(0)
 
     app.agent(topic, name="apply")(apply)
-    worker = faust.Worker(app, loglevel="warning", redirect_stdouts=False)
-    worker.spinner = None
-    worker.execute_from_commandline()
+    run_worker(app)
 
 
 if __name__ == "__main__":
