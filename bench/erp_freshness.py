@@ -351,7 +351,6 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="erp-bench-") as tmp:
         workdir = kept_workdir(Path("var/bench-erp")) if args.keep_logs else Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
         run(workdir, args)
 
 

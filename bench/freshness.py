@@ -110,7 +110,6 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ah-fresh-") as tmp:
         workdir = kept_workdir(Path("var/bench")) if args.keep_logs else Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
         hub = BenchHub(workdir)
         try:
             hub.create_database()

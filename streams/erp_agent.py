@@ -88,8 +88,6 @@ class ErpWiring:
 
     async def track_inventory(self, stream: StreamT[bytes]) -> None:
         """ERP stock changes and VIN links in batches -> inventory refreshes for the vehicles of each VIN."""
-        from streams.app import as_current_event  # the app module imports this one
-
         owner = self.owner
         async for events in take_event_batches(stream, owner.settings.batch_limits()):
             refreshes: dict[str, InventoryRefresh] = {}  # the newest per vehicle: a backlog refreshes each once
@@ -106,10 +104,9 @@ class ErpWiring:
             stock: BatchWrites[EventT] = BatchWrites(self.stock)
             directory = InventoryDirectory(stock, carrying)
             for event, ops in decoded:
-                stock.tag = event
-                with as_current_event(event):
-                    for op in ops:
-                        refreshes.update((r.vehicle_id, r) for r in directory.apply(op))
+                stock.tag = event  # the held writes carry their event: its partition is their changelog's
+                for op in ops:
+                    refreshes.update((r.vehicle_id, r) for r in directory.apply(op))
             changelog = await write_through(self.stock, self._stock_writes(stock))
             await owner._send_grouped(  # noqa: SLF001
                 self.refresh_topic,
