@@ -28,6 +28,7 @@ from faust.streams import _current_event
 from faust.types import EventT, StreamT
 
 from connectors.search.port import SearchIndex
+from hub.settings import load_settings
 from hub.topics import partition_for_key
 from schemas.debezium import InvalidChangeEvent, encode_key, key_schema
 from streams.auction_bids import decode_auction_bid
@@ -48,7 +49,7 @@ from streams.changes import (
 )
 from streams.dead_letter import dead_letter_record
 from streams.dealers import DealerDirectory
-from streams.erp_agent import ErpWiring
+from streams.erp_agent import ErpStreamSettings, ErpWiring
 from streams.indexer import VehicleIndexer
 from streams.kafka_transport import broker_url
 from streams.metrics import WorkerMetrics
@@ -103,6 +104,7 @@ class IndexerApp:
         # Online reindex (tantivy): steps run between batches, never during one.
         self.reindex = ReindexCoordinator.for_index(index, self.indexer)
         self._batch_lock = asyncio.Lock()
+        erp_settings = load_settings(ErpStreamSettings)
         self.app = _IndexOwningApp(
             settings.app_id,
             broker=broker_url(settings.require_bootstrap(), settings.fetch_max_wait_ms),
@@ -122,10 +124,10 @@ class IndexerApp:
             producer_max_request_size=settings.producer_max_batch_bytes * 2,
             # Bounds what the consumer prefetches per partition (compressed batches decode to several times it).
             consumer_max_fetch_size=settings.max_fetch_bytes,
-            stream_buffer_maxsize=max(4096, settings.batch_max * 2),
+            stream_buffer_maxsize=max(4096, settings.batch_max * 2, erp_settings.erp_batch_max * 2),
         )
         self.app.search_index = index
-        self.erp = ErpWiring(self, RAW)  # ERP inventory: its own agent, refreshes into index_vehicles
+        self.erp = ErpWiring(self, RAW, erp_settings)  # ERP inventory: its own agent, refreshes into index_vehicles
         self.qna = QnaWiring(self, RAW)  # moderated Q&A: its own agent, updates into index_vehicles
         self.vehicle_topics = self.app.topic(
             settings.change_topic("vehicles"),

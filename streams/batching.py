@@ -6,9 +6,10 @@ records, from which the worker commits (see `streams.offsets`: faust's own ackno
 it skipped while recovering its tables).
 
 A batch closes when it is full or its window (`within_s`) has passed, unless the batch's partitions already hold
-enough records behind it to fill it: then it keeps filling, up to `backlog_within_s`. Live traffic keeps its short
-window; a backlog (a catch-up after an outage, a snapshot) is read in full batches, so the work done once per batch
-(an index commit, a lookup, one table write and one refresh per key) is shared by many more records.
+records behind it, enough to fill it or at least as many as its first window took (the stream is behind, not
+keeping up): then it keeps filling, up to `backlog_within_s`. Live traffic keeps its short window; a backlog (a
+catch-up after an outage, a snapshot) is read in full batches, so the work done once per batch (an index commit, a
+lookup, one table write and one refresh per key) is shared by many more records.
 """
 
 from __future__ import annotations
@@ -73,16 +74,22 @@ async def take_event_batches(stream: StreamT[Any], limits: BatchLimits) -> Async
             if not events:
                 continue
             deadline = started + limits.backlog_within_s
+            per_window = len(events)
             while not full.is_set() and not stream.should_stop and time.monotonic() < deadline:
-                if records_behind(stream, events) < max_events - len(events):
+                if records_behind(stream, events) < min(max_events - len(events), per_window):
                     break
                 remaining = min(limits.within_s, deadline - time.monotonic())
                 await stream.wait_for_stopped(full, timeout=max(remaining, 0.001))  # type: ignore[attr-defined]
             consuming = loop.create_future()
             batch = list(events)
+            taken = time.monotonic()
             try:
                 yield batch
             finally:
+                log.debug(
+                    "batch of %d from %s: filled in %.3f s, handled in %.3f s",
+                    len(batch), stream.channel, taken - started, time.monotonic() - taken,
+                )  # fmt: skip
                 for event in batch:
                     await stream.ack(event)
                 _mark_processed(stream, batch)

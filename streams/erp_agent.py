@@ -20,7 +20,7 @@ from pydantic import Field
 from connectors.erp.settings import ErpTopicSettings
 from hub.settings import load_settings
 from schemas.debezium import InvalidChangeEvent, encode_key, key_schema
-from streams.batching import take_event_batches
+from streams.batching import BatchLimits, take_event_batches
 from streams.erp_changes import (
     InventoryRefresh,
     StockOp,
@@ -48,6 +48,21 @@ class ErpStreamSettings(ErpTopicSettings):
     erp_key_schemas_enable: bool = Field(default=False, description="ERP topic keys carry the converter's schema.")
     erp_vin_links_topic: str = "auction-hub.erp-vin-links"
     erp_inventory_refresh_topic: str = "auction-hub.erp-inventory-refresh"
+    # Larger than the other agents' batches: a stock record is small, and every batch rewrites the vehicle document
+    # of each VIN it touches, so a backlog (the ERP back after an outage) read in fewer batches rewrites each
+    # vehicle fewer times.
+    erp_batch_max: int = Field(
+        default=15_000, ge=1, le=100_000, description="Most ERP stock changes the ERP agent applies at once."
+    )
+    erp_batch_backlog_window_ms: int = Field(
+        default=3_000,
+        ge=0,
+        le=60_000,
+        description="How long an ERP batch may keep filling while its partitions hold a backlog.",
+    )
+
+    def batch_limits(self, window_ms: int) -> BatchLimits:
+        return BatchLimits(self.erp_batch_max, window_ms / 1000, self.erp_batch_backlog_window_ms / 1000)
 
 
 class ErpWiring:
@@ -89,7 +104,8 @@ class ErpWiring:
     async def track_inventory(self, stream: StreamT[bytes]) -> None:
         """ERP stock changes and VIN links in batches -> inventory refreshes for the vehicles of each VIN."""
         owner = self.owner
-        async for events in take_event_batches(stream, owner.settings.batch_limits()):
+        limits = self.settings.batch_limits(owner.settings.batch_window_ms)
+        async for events in take_event_batches(stream, limits):
             refreshes: dict[str, InventoryRefresh] = {}  # the newest per vehicle: a backlog refreshes each once
             moved: list[StockOp] = []
             decoded: list[tuple[EventT, list[StockOp]]] = []

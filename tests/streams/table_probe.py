@@ -11,6 +11,7 @@ as JSON, `table {...}`, when the next input record arrives: Faust streams record
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -24,20 +25,48 @@ from streams.table_writes import write_through
 from tests.streams.probe_apps import probe_app, run_worker, say
 
 
+class FaustWrites:
+    """Writes through the table's own `table[key] = value`, and waits until Kafka acknowledged their changelog.
+
+    Faust's producer.flush() is no barrier: its buffer's flush returns after 0.1 s without a message sent, and as
+    soon as the buffer is empty while its last message is still being handed to the producer. So the records Kafka
+    acknowledged are counted (the table's send callback).
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.sent = self.acked = 0
+        self.all_acked = asyncio.Event()
+        self._on_sent = table._on_changelog_sent  # noqa: SLF001
+        table._on_changelog_sent = self._count_acked  # noqa: SLF001
+
+    def _count_acked(self, future: Any) -> None:
+        self._on_sent(future)
+        self.acked += 1
+        if self.acked >= self.sent:
+            self.all_acked.set()
+
+    async def write(self, events: list[EventT], writes: list[tuple[int, str, Any]]) -> None:
+        self.all_acked.clear()
+        for event, (_, key, value) in zip(events, writes, strict=True):
+            if value is None and key not in self.table:
+                continue  # nothing to delete: no changelog record
+            self.sent += 1
+            with as_current_event(event):
+                if value is None:
+                    del self.table[key]
+                else:
+                    self.table[key] = value
+        if self.acked < self.sent:
+            await asyncio.wait_for(self.all_acked.wait(), timeout=60)
+
+
 def main(bootstrap: str, app_id: str, topic_name: str, mode: str, expected: int) -> None:
     app = probe_app(app_id, bootstrap, topic_partitions=2, producer_acks=-1)
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     table = app.Table("probe-stock", default=None, partitions=2)
+    faust_writes = FaustWrites(table)
     seen = 0
-
-    async def write_with_faust(events: list[EventT], writes: list[tuple[int, str, Any]]) -> None:
-        for event, (_, key, value) in zip(events, writes, strict=True):
-            with as_current_event(event):
-                if value is None:
-                    table.pop(key, None)
-                else:
-                    table[key] = value
-        await app.producer.flush()
 
     async def apply(stream: StreamT[bytes]) -> None:
         nonlocal seen
@@ -50,7 +79,7 @@ def main(bootstrap: str, app_id: str, topic_name: str, mode: str, expected: int)
                 record = json.loads(event.value)
                 writes.append((event.message.partition, record["key"], record["value"]))
             if mode == "faust":
-                await write_with_faust(events, writes)
+                await faust_writes.write(events, writes)
             else:
                 await (await write_through(table, writes)).stored()  # type: ignore[arg-type]
             seen += len(events)

@@ -79,6 +79,21 @@ def test_a_backlog_is_read_in_full_batches(kafka_broker: EmbeddedBroker, topic: 
     assert len(sizes) > 3  # a 10 ms window alone closes batches before they are full
 
 
+def test_a_backlog_smaller_than_a_batch_is_read_in_one_batch_not_in_windows(
+    kafka_broker: EmbeddedBroker, topic: str
+) -> None:
+    # A 1 ms window takes a few records of the backlog; the rest is behind, so the batch keeps filling even though
+    # the backlog cannot fill it (the ERP after an outage: its connector is still producing what it missed).
+    asyncio.run(produce(kafka_broker.bootstrap_servers, topic, 3000))
+
+    with_backlog = probe(kafka_broker, topic, (10_000, 0.001, 30.0), 3000)
+    sizes = [size for size, _ in batches_of(with_backlog)]
+    assert with_backlog.wait(timeout=30) == 0
+    assert sum(sizes) == 3000
+    assert sizes[0] >= 2500, sizes
+    assert len(sizes) <= 3, sizes
+
+
 def test_live_records_leave_within_the_window_despite_a_long_backlog_window(
     kafka_broker: EmbeddedBroker, topic: str
 ) -> None:
