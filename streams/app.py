@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 import faust
-from faust.streams import _current_event
 from faust.types import EventT, StreamT
 
 from connectors.search.port import SearchIndex
@@ -56,6 +53,7 @@ from streams.metrics import WorkerMetrics
 from streams.questions import QnaWiring
 from streams.reindex import CHECK_INTERVAL_S, ReindexCoordinator
 from streams.settings import WorkerSettings
+from streams.table_writes import BatchWrites, held_writes, write_through
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +65,6 @@ RAW: dict[str, Any] = {
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
-
-
-@contextmanager
-def as_current_event(event: EventT) -> Iterator[None]:
-    """Make `event` Faust's current event: tables send a write's changelog record to its partition."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 class _IndexOwningApp(faust.App):
@@ -141,9 +129,9 @@ class IndexerApp:
         self.refresh_topic = self.app.topic(settings.vehicle_refresh_topic, **RAW)
         self.links_topic = self.app.topic(settings.dealer_links_topic, **RAW)
         self.dead_letter_topic = self.app.topic(settings.dead_letter_topic, **RAW)
-        self.directory = DealerDirectory(
-            self.app.Table("dealer-profiles", default=None, partitions=settings.topic_partitions)
-        )
+        # A Table, not just a TableT: profile writes go through `write_through`, which uses its serializers.
+        profiles = self.app.Table("dealer-profiles", default=None, partitions=settings.topic_partitions)
+        self.dealer_profiles = cast("faust.Table[str, Any]", profiles)
         self.app.agent(self.vehicle_topics, name="index_vehicles")(self.index_vehicles)
         self.app.agent(self.dealer_topics, name="track_dealers")(self.track_dealers)
         if self.reindex is not None:
@@ -177,8 +165,8 @@ class IndexerApp:
             self.metrics.count("vehicle_batches")
 
     async def track_dealers(self, stream: StreamT[bytes]) -> None:
-        """Dealer changes and vehicle links in batches; each record is applied as Faust's current event,
-        so the profile writes it causes go to the changelog partition of that record."""
+        """Dealer changes and vehicle links in batches; a batch's profile writes are held with their record,
+        whose partition is their changelog's, and stored before the batch is acknowledged."""
         async for events in take_event_batches(stream, self.settings.batch_limits()):
             decoded: list[tuple[EventT, list[DealerOp]]] = []
             for event in events:
@@ -190,13 +178,17 @@ class IndexerApp:
             # Looked up after the batch was taken: see streams/dealers.py for why no vehicle is missed.
             listed = await self.indexer.live_ids_by("dealer_id", [str(dealer_id) for dealer_id in changed])
             refreshes: list[DealerRefresh] = []
+            profiles: BatchWrites[EventT] = BatchWrites(self.dealer_profiles)
+            directory = DealerDirectory(profiles)
             for event, ops in decoded:
-                with as_current_event(event):
-                    for op in ops:
-                        refreshes += self._apply_dealer_op(op, listed)
+                profiles.tag = event
+                for op in ops:
+                    refreshes += self._apply_dealer_op(directory, op, listed)
+            changelog = await write_through(self.dealer_profiles, held_writes(profiles))
             await self._send_grouped(
                 self.refresh_topic, refreshes, lambda r: self._vehicle_key(r.vehicle_id), encode_dealer_refreshes
             )
+            await changelog.stored()
             self.metrics.count("dealer_refreshes_sent", len(refreshes))
 
     async def _reindex_step(self) -> None:
@@ -225,13 +217,16 @@ class IndexerApp:
         op = decode_dealer_change(event.key, event.value)
         return [] if op is None else [op]
 
-    def _apply_dealer_op(self, op: DealerOp, listed: Mapping[str, Sequence[str]]) -> list[DealerRefresh]:
+    @staticmethod
+    def _apply_dealer_op(
+        directory: DealerDirectory, op: DealerOp, listed: Mapping[str, Sequence[str]]
+    ) -> list[DealerRefresh]:
         if isinstance(op, DealerChange):
-            return self.directory.apply_change(op, listed.get(str(op.dealer_id), ()))
+            return directory.apply_change(op, listed.get(str(op.dealer_id), ()))
         if isinstance(op, DealerLink):
-            return self.directory.apply_link(op)
+            return directory.apply_link(op)
         if isinstance(op, DealersTruncated):
-            self.directory.apply_truncate(op)
+            directory.apply_truncate(op)
         return []
 
     async def _index(self, decoded: Sequence[tuple[EventT, VehicleOp]]) -> None:

@@ -31,8 +31,8 @@ from streams.erp_changes import (
     encode_inventory_refreshes,
     encode_stock_ops,
 )
-from streams.erp_directory import BatchWrites, InventoryDirectory
-from streams.table_writes import write_through
+from streams.erp_directory import InventoryDirectory
+from streams.table_writes import BatchWrites, held_writes, write_through
 
 if TYPE_CHECKING:
     from faust import Table
@@ -123,7 +123,7 @@ class ErpWiring:
                 stock.tag = event  # the held writes carry their event: its partition is their changelog's
                 for op in ops:
                     refreshes.update((r.vehicle_id, r) for r in directory.apply(op))
-            changelog = await write_through(self.stock, self._stock_writes(stock))
+            changelog = await write_through(self.stock, held_writes(stock))
             await owner._send_grouped(  # noqa: SLF001
                 self.refresh_topic,
                 list(refreshes.values()),
@@ -134,15 +134,6 @@ class ErpWiring:
             await changelog.stored()
             owner.metrics.count("erp_events_consumed", len(events))
             owner.metrics.count("erp_inventory_refreshes_sent", len(refreshes))
-
-    @staticmethod
-    def _stock_writes(stock: BatchWrites[EventT]) -> list[tuple[int, str, Any]]:
-        """One write per VIN, in the partition of its last event (where Faust would have put it)."""
-        writes = []
-        for tag, group in stock.writes_by_tag():
-            assert tag is not None  # noqa: S101 - every write happens under an event
-            writes += [(tag.message.partition, vin, entries) for vin, entries in group]
-        return writes
 
     def _decode_stock_event(self, event: EventT, moved: list[StockOp]) -> list[StockOp]:
         """The operations for this partition; a stock record that left another VIN is added to `moved`

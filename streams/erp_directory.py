@@ -11,55 +11,11 @@ comes later and is answered with the stock stored meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any
 
 from streams.erp_changes import InventoryRefresh, StockChange, StockOp, VinLink
 from streams.erp_documents import inventory_fields
-
-T = TypeVar("T")
-_DELETED = object()
-
-
-class BatchWrites(MutableMapping[str, Any], Generic[T]):
-    """A table seen through one batch: reads see the batch's own writes, and each key is written to the table
-    once, at the end, under the tag (the Faust event) of its last write. A backlog of many changes per VIN costs
-    one changelog record per VIN and batch instead of one per change."""
-
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
-        self.table = table
-        self.tag: T | None = None
-        self._pending: dict[str, tuple[Any, T | None]] = {}
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self._pending:
-            value = self._pending[key][0]
-            if value is _DELETED:
-                raise KeyError(key)
-            return value
-        return self.table[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._pending[key] = (value, self.tag)
-
-    def __delitem__(self, key: str) -> None:
-        self[key]  # KeyError if absent, as a mapping would
-        self._pending[key] = (_DELETED, self.tag)
-
-    def __iter__(self) -> Iterator[str]:
-        keys = dict.fromkeys(key for key in self.table if key not in self._pending)
-        keys.update(dict.fromkeys(key for key, (value, _) in self._pending.items() if value is not _DELETED))
-        return iter(keys)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def writes_by_tag(self) -> list[tuple[T | None, list[tuple[str, Any]]]]:
-        """The held writes grouped by tag, in the order of each tag's first write; `None` value: delete."""
-        groups: dict[int, tuple[T | None, list[tuple[str, Any]]]] = {}
-        for key, (value, tag) in self._pending.items():
-            groups.setdefault(id(tag), (tag, []))[1].append((key, None if value is _DELETED else value))
-        return list(groups.values())
 
 
 class InventoryDirectory:

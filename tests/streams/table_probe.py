@@ -15,14 +15,27 @@ import asyncio
 import json
 import os
 import sys
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from faust.streams import _current_event
 from faust.types import EventT, StreamT
 
-from streams.app import as_current_event
 from streams.batching import BatchLimits, take_event_batches
 from streams.table_writes import write_through
 from tests.streams.probe_apps import probe_app, run_worker, say
+
+
+@contextmanager
+def as_current_event(event: EventT) -> Iterator[None]:
+    """Make `event` Faust's current event: the table sends a write's changelog record to its partition."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class FaustWrites:

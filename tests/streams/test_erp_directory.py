@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from streams.erp_changes import StockChange, VinLink
-from streams.erp_directory import BatchWrites, InventoryDirectory
+from streams.erp_directory import InventoryDirectory
+from streams.table_writes import BatchWrites
 
 VIN = "1HGCM82633A004352"
 
