@@ -85,6 +85,8 @@ def follow_vin(
         links.append(VinLink(old_vin, after.id, linked=False))
     if new_vin:
         links.append(VinLink(new_vin, after.id, linked=True))
+    if after.inventory is None and ERP_SOURCE not in after.positions:
+        return after, links  # nothing of another VIN to forget (a new vehicle, as in every snapshot record)
     positions = {source: position for source, position in after.positions.items() if source != ERP_SOURCE}
     return after.model_copy(update={"inventory": None, "positions": positions}), links
 
