@@ -78,10 +78,13 @@ async def run_load(hub: BenchHub, args: argparse.Namespace, vehicle_ids: list[in
                     probe = transactions % sample_every == 0 and free_probes
                     if probe:
                         ids[0], mileages[0] = free_probes.pop(), next(markers)
-                    await conn.execute(UPDATE, (ids, mileages))
+                    marked = ids[0], mileages[0]
+                    # Rows locked in id order: writers updating random rows in random order deadlocked.
+                    pairs = sorted(zip(ids, mileages, strict=True))
+                    await conn.execute(UPDATE, ([i for i, _ in pairs], [m for _, m in pairs]))
                     committed_at = time.monotonic()
                     if probe:
-                        pollers.append(asyncio.create_task(measure(ids[0], mileages[0], committed_at)))
+                        pollers.append(asyncio.create_task(measure(*marked, committed_at)))
                     changes += len(ids)
                     sent += 1
                     await asyncio.sleep(max(0.0, started + sent * interval - time.monotonic()))
