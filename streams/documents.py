@@ -37,6 +37,10 @@ class Outcome:
     links: list[DealerLink] = field(default_factory=list)
 
 
+# Read-only stand-in for a vehicle not indexed yet (its rules only read it; writes build a new document).
+_NEW_DOCUMENT = VehicleDocument(id="")
+
+
 def _timestamp(value: Any) -> str | None:
     """Debezium timestamps arrive as ISO strings (timestamptz) or epoch microseconds (timestamp)."""
     if value is None or isinstance(value, str):
@@ -60,7 +64,7 @@ def apply_vehicle_upsert(
     current: VehicleDocument | None, change: VehicleUpsert, known_dealer: DealerRefresh | None = None
 ) -> Outcome:
     """`known_dealer`: a profile of the row's dealer seen earlier, to fill a new dealer block at once."""
-    document = current or VehicleDocument(id=change.vehicle_id)
+    document = current or _NEW_DOCUMENT
     if not document.is_newer(VEHICLES_SOURCE, change.position):
         return Outcome(None, _replayed_link(document, change.vehicle_id, change.position))
     fields = _vehicle_fields(change.row)
@@ -84,9 +88,11 @@ def apply_vehicle_upsert(
         links.append(DealerLink(int(new_dealer), change.vehicle_id, linked=True, known_position=known_position))
     if soft_deleted and not document.deleted and document.dealer_id is not None and not dealer_changed:
         links.append(DealerLink(document.dealer_id, change.vehicle_id, linked=False))
+    # A new document starts from the model's defaults: no dump of an empty one (a snapshot is all new documents).
+    base = {"id": change.vehicle_id} if current is None else current.model_dump()
     updated = VehicleDocument.model_validate(
         {
-            **document.model_dump(),
+            **base,
             **fields,
             "positions": positions,
             "version": document.version + 1,
