@@ -7,6 +7,7 @@ exceptions and turns of the loop included), and a flow suspension abandons it as
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import pytest
@@ -120,7 +121,7 @@ async def test_cancelling_a_finish_closes_a_delivery_that_swallows_the_cancellat
     finishing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await finishing
-    assert coroutine.cr_frame is None  # closed
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
 
 
 async def test_a_delivery_yielding_something_else_than_a_future_is_refused() -> None:
