@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import faust
@@ -17,6 +18,12 @@ from streams.questions import QnaStreamSettings
 from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
+
+# The agents allocate in batches: a batch's thousands of decoded records live about a second, long enough to be
+# promoted, so with Python's default thresholds (700, 10, 10) a 300,000-vehicle snapshot ran ~90 full collections
+# over a ~700 MB heap, 9-12 s of its 66-73 s. With these: ~10 young collections and one full one (under 1 s), and
+# the snapshot ~10% faster at the same peak memory (README, Performance).
+BATCH_GC_THRESHOLDS = (100_000, 50, 1_000)
 
 
 def consumed_topics(settings: WorkerSettings) -> list[str]:
@@ -48,4 +55,5 @@ def run_worker(settings: WorkerSettings) -> None:
     # aiokafka build a log record per produced message: a large share of the worker's CPU.
     worker.spinner = None
     freeze_startup_objects()  # full collections would walk every imported module's objects, pausing the agents
+    gc.set_threshold(*BATCH_GC_THRESHOLDS)
     worker.execute_from_commandline()
