@@ -84,10 +84,9 @@ TEXT_FIELDS: dict[str, str] = {
 }
 
 DEFAULT_HEAP_BYTES = 128 * 1024 * 1024
-# One indexing thread: the worker's Python side, not tantivy, limits the write rate, and every commit flushes one
-# segment per thread, so two threads made twice the segments to merge (a 300,000-vehicle snapshot: 9 s of merging
-# with two, 5 s with one, 150 MB less memory, 1-2% faster overall).
-DEFAULT_WRITER_THREADS = 1
+# Two indexing threads. One gave half the segments to merge and a 300,000-vehicle snapshot 1-2% faster, but the
+# freshness tail at 2,000 changes/s went from p99 0.76 s to 2.7-3.4 s (2026-12-06, bench/freshness.py).
+DEFAULT_WRITER_THREADS = 2
 DEFAULT_MAX_PENDING = 10_000
 # Writes and id lookups run on the caller's thread whatever their size: handing them to a thread pool
 # made the worker's threads fight over the GIL (measured: 1,163 -> 1,524 snapshot rows/s without the hop).
