@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from hub.broker import EmbeddedBroker, free_port  # noqa: E402
 from marketplace.migrate import apply_migrations, drop_database, ensure_database  # noqa: E402
-from tests.pipeline import HubProcess, wait_for_worker_ready, wait_until, worker_env  # noqa: E402
+from tests.pipeline import HubProcess, metrics, wait_for_worker_ready, wait_until, worker_env  # noqa: E402
 
 ADMIN_URL = os.environ.get("AUCTION_HUB_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -117,6 +117,21 @@ class BenchHub:
         started = time.monotonic()
         wait_until(lambda: self.indexed_documents() >= count, timeout=timeout, interval=0.5, what=f"{count} docs")
         return time.monotonic() - started
+
+    def wait_for_quiet_worker(self, quiet_s: float = 2.0, timeout: float = 120.0) -> float:
+        """Seconds until the worker's counters stop moving for `quiet_s`: the snapshot's follow-up work (dealer
+        links and refreshes, ERP VIN links, tantivy merges) is done, so a load measured next meets a settled hub."""
+        started = time.monotonic()
+        last: dict[str, float] = {}
+        last_change = started
+        while time.monotonic() - last_change < quiet_s:
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"the worker was still busy after {timeout:.0f} s")
+            now = metrics(self.env)
+            if now != last:
+                last, last_change = now, time.monotonic()
+            time.sleep(0.2)
+        return last_change - started
 
     def close(self) -> None:
         self.stack.close()
