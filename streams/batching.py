@@ -6,10 +6,10 @@ records, from which the worker commits (see `streams.offsets`: faust's own ackno
 it skipped while recovering its tables).
 
 A batch closes when it is full or its window (`within_s`) has passed, unless the batch's partitions already hold
-records behind it, enough to fill it or at least as many as its first window took (the stream is behind, not
-keeping up): then it keeps filling, up to `backlog_within_s`. Live traffic keeps its short window; a backlog (a
-catch-up after an outage, a snapshot) is read in full batches, so the work done once per batch (an index commit, a
-lookup, one table write and one refresh per key) is shared by many more records.
+records behind it, enough to fill it or at least as many as its first window took, and a fifth of a batch with it
+(the stream is behind, not keeping up): then it keeps filling, up to `backlog_within_s`. Live traffic keeps its short
+window; a backlog (a catch-up after an outage, a snapshot) is read in full batches, so the work done once per batch
+(an index commit, a lookup, one table write and one refresh per key) is shared by many more records.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from faust.exceptions import NotReady
 from faust.types import EventT, StreamT
 
 log = logging.getLogger(__name__)
+
+
+# A batch and the records behind it make a backlog from this share of a batch on (1/5).
+BACKLOG_SHARE = 5
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ async def take_event_batches(stream: StreamT[Any], limits: BatchLimits) -> Async
             deadline = started + limits.backlog_within_s
             per_window = len(events)
             while not full.is_set() and not stream.should_stop and time.monotonic() < deadline:
-                if records_behind(stream, events) < min(max_events - len(events), per_window):
+                if not keeps_filling(records_behind(stream, events), len(events), per_window, max_events):
                     break
                 remaining = min(limits.within_s, deadline - time.monotonic())
                 await stream.wait_for_stopped(full, timeout=max(remaining, 0.001))  # type: ignore[attr-defined]
@@ -101,6 +105,15 @@ async def take_event_batches(stream: StreamT[Any], limits: BatchLimits) -> Async
     finally:
         stream.enable_acks = acks_were_enabled
         stream._processors.remove(add_to_batch)  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+def keeps_filling(behind: int, taken: int, first_window: int, max_events: int) -> bool:
+    """Whether a batch of `taken` events waits for more: the records `behind` it could fill it or match what its
+    first window took (the stream is not keeping up), and with them it would hold a fifth of a batch (a backlog).
+    Without that last condition a few hundred live records queued behind a busy agent held batches for the whole
+    backlog window: freshness at 2,000 changes/s had p99 1.03 s with that window and 0.75 s without it."""
+    backlog = taken + behind >= max_events // BACKLOG_SHARE
+    return backlog and behind >= min(max_events - taken, first_window)
 
 
 def records_behind(stream: StreamT[Any], events: list[EventT]) -> int:

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from hub.broker import EmbeddedBroker
 from hub.topics import ensure_topics
+from streams.batching import keeps_filling
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,3 +110,22 @@ def test_live_records_leave_within_the_window_despite_a_long_backlog_window(
     assert sum(size for size, _ in seen) == 5
     # Nothing waits for the 30 s backlog window: each record leaves within a second of being acknowledged.
     assert seen[-1][1] - sent[-1] < 1.0, (seen, sent)
+
+
+@pytest.mark.parametrize(
+    ("behind", "taken", "first_window", "max_events", "fills"),
+    [
+        (4000, 1000, 1000, 5000, True),  # the records behind fill the batch
+        (600, 4500, 100, 5000, True),  # ... even a few, when the batch is nearly full
+        (1500, 300, 300, 5000, True),  # a backlog: more than the first window took, a fifth of a batch with it
+        (957, 2043, 300, 10_000, True),  # the tail of a backlog the batch already holds most of
+        (2990, 10, 10, 10_000, True),  # an ERP backlog after an outage, still being produced
+        (250, 200, 200, 5000, False),  # live records queued behind a busy agent: the batch leaves at its window
+        (799, 200, 100, 5000, False),  # under a fifth of a batch with them
+        (150, 200, 200, 5000, False),  # fewer than the first window took: the stream keeps up
+    ],
+)
+def test_a_batch_keeps_filling_only_for_a_backlog(
+    behind: int, taken: int, first_window: int, max_events: int, fills: bool
+) -> None:
+    assert keeps_filling(behind, taken, first_window, max_events) is fills
