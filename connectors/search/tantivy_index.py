@@ -84,8 +84,8 @@ TEXT_FIELDS: dict[str, str] = {
 }
 
 DEFAULT_HEAP_BYTES = 128 * 1024 * 1024
-# Two indexing threads. One gave half the segments to merge and a 300,000-vehicle snapshot 1-2% faster, but the
-# freshness tail at 2,000 changes/s went from p99 0.76 s to 2.7-3.4 s (2026-12-06, bench/freshness.py).
+# Two indexing threads. One gave half the segments to merge and a 300,000-vehicle snapshot 1-2% faster; its worse
+# freshness runs (2026-12-06) were taken while the bench still measured the snapshot's follow-up work, so not kept.
 DEFAULT_WRITER_THREADS = 2
 DEFAULT_MAX_PENDING = 10_000
 # Writes and id lookups run on the caller's thread whatever their size: handing them to a thread pool
