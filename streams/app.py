@@ -47,6 +47,7 @@ from streams.changes import (
 from streams.dead_letter import dead_letter_record
 from streams.dealers import DealerDirectory
 from streams.erp_agent import ErpStreamSettings, ErpWiring
+from streams.flow_control import ReplayingApp
 from streams.indexer import VehicleIndexer
 from streams.kafka_transport import broker_url
 from streams.metrics import WorkerMetrics
@@ -67,7 +68,7 @@ RAW: dict[str, Any] = {
 }
 
 
-class _IndexOwningApp(faust.App):
+class _IndexOwningApp(ReplayingApp):
     """Starts the search index before the agents run and closes it, on the same loop, after they stopped."""
 
     search_index: SearchIndex

@@ -30,6 +30,7 @@ from moderation.model import Kind
 from moderation.service import ModerationService, RetryRequest
 from moderation.settings import ModerationSettings
 from schemas.debezium import InvalidChangeEvent, Op, parse_change_value
+from streams.flow_control import ReplayingApp
 from streams.kafka_transport import broker_url
 from streams.metrics import WorkerMetrics
 
@@ -48,7 +49,7 @@ def pending_item(value: bytes | None) -> int | None:
     return int(event.after["id"])
 
 
-class _PoolOwningApp(faust.App):
+class _PoolOwningApp(ReplayingApp):
     """Opens the database pool before the agents run and closes it after they stopped, on the worker's loop."""
 
     database_url: str
