@@ -29,6 +29,7 @@ def one_run(vehicles: int, dealers: int) -> tuple[float, dict[str, float]]:
             hub.create_database()
             load_started = time.monotonic()
             bulk_load_vehicles(hub.database_url, vehicles, dealers=dealers)
+            hub.settle_database()
             print(
                 f"  loaded {vehicles:,} vehicles into PostgreSQL in {time.monotonic() - load_started:.0f}s (not timed)"
             )
