@@ -29,7 +29,7 @@ from hub.settings import load_settings
 from hub.topics import partition_for_key
 from schemas.debezium import InvalidChangeEvent, encode_key, key_schema
 from streams.auction_bids import decode_auction_bid
-from streams.batching import take_event_batches
+from streams.batching import acknowledge_batch, take_event_batches
 from streams.changes import (
     DealerChange,
     DealerLink,
@@ -48,7 +48,7 @@ from streams.dead_letter import dead_letter_record
 from streams.dealers import DealerDirectory
 from streams.erp_agent import ErpStreamSettings, ErpWiring
 from streams.flow_control import ReplayingApp
-from streams.indexer import VehicleIndexer
+from streams.indexer import BatchResult, VehicleIndexer
 from streams.kafka_transport import broker_url
 from streams.metrics import WorkerMetrics
 from streams.questions import QnaWiring
@@ -93,6 +93,7 @@ class IndexerApp:
         # Online reindex (tantivy): steps run between batches, never during one.
         self.reindex = ReindexCoordinator.for_index(index, self.indexer)
         self._batch_lock = asyncio.Lock()
+        self._committing: asyncio.Future[None] | None = None  # the last vehicle batch's commit and follow-ups
         erp_settings = load_settings(ErpStreamSettings)
         self.app = _IndexOwningApp(
             settings.app_id,
@@ -150,20 +151,41 @@ class IndexerApp:
     # -- agents -------------------------------------------------------------------------------------
 
     async def index_vehicles(self, stream: StreamT[bytes]) -> None:
-        """Batches of vehicle changes and dealer refreshes -> one index write + commit per batch."""
-        async for events in take_event_batches(stream, self.settings.batch_limits()):
-            decoded: list[tuple[EventT, VehicleOp]] = []
-            for event in events:
-                try:
-                    decoded += [(event, op) for op in self._decode_vehicle_event(event)]
-                except InvalidChangeEvent as exc:
-                    await self._dead_letter(event, exc)
-            async with self._batch_lock:
-                if self.reindex is not None:
-                    await self.reindex.step()
-                await self._index(decoded)
-            self.metrics.count("events_consumed", len(events))
-            self.metrics.count("vehicle_batches")
+        """Batches of vehicle changes and dealer refreshes -> one index write + commit per batch.
+
+        A batch's commit runs in a thread (tantivy releases the GIL) while the next batch fills and is decoded;
+        its follow-ups (dealer and VIN links) and its acknowledgement come after the commit, and the next batch
+        is applied only after all of that."""
+        try:
+            async for events in take_event_batches(stream, self.settings.batch_limits(), acknowledge=False):
+                decoded: list[tuple[EventT, VehicleOp]] = []
+                for event in events:
+                    try:
+                        decoded += [(event, op) for op in self._decode_vehicle_event(event)]
+                    except InvalidChangeEvent as exc:
+                        await self._dead_letter(event, exc)
+                async with self._batch_lock:
+                    await self._previous_batch_done()
+                    if self.reindex is not None:
+                        await self.reindex.step()
+                    result = await self._index(decoded)
+                    self._committing = asyncio.ensure_future(self._commit_batch(stream, events, result))
+                self.metrics.count("events_consumed", len(events))
+                self.metrics.count("vehicle_batches")
+        finally:
+            await self._previous_batch_done()
+
+    async def _previous_batch_done(self) -> None:
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing
+
+    async def _commit_batch(self, stream: StreamT[bytes], events: list[EventT], result: BatchResult | None) -> None:
+        """Commit what a batch wrote, then send its follow-ups and acknowledge it."""
+        if result is not None:
+            await self.indexer.flush()
+            await self._send_follow_ups(result)
+        await acknowledge_batch(stream, events)
 
     async def track_dealers(self, stream: StreamT[bytes]) -> None:
         """Dealer changes and vehicle links in batches; a batch's profile writes are held with their record,
@@ -196,6 +218,7 @@ class IndexerApp:
         """Timer: lets a reindex progress while no batch arrives."""
         if self.reindex is not None:
             async with self._batch_lock:
+                await self._previous_batch_done()
                 await self.reindex.step()
 
     # -- steps --------------------------------------------------------------------------------------
@@ -230,10 +253,11 @@ class IndexerApp:
             directory.apply_truncate(op)
         return []
 
-    async def _index(self, decoded: Sequence[tuple[EventT, VehicleOp]]) -> None:
-        """Apply a batch; if a record in it breaks a rule, apply one by one and dead-letter the culprit."""
+    async def _index(self, decoded: Sequence[tuple[EventT, VehicleOp]]) -> BatchResult | None:
+        """Write a batch, to be committed by the caller (`_commit_batch`); if a record in it breaks a rule, apply
+        one by one (each committed, its follow-ups sent) and dead-letter the culprit, and return None."""
         try:
-            result = await self.indexer.apply([op for _, op in decoded])
+            return await self.indexer.apply([op for _, op in decoded], flush=False)
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("batch of %d failed (%s); applying records one at a time", len(decoded), exc)
             for event, op in decoded:
@@ -242,10 +266,10 @@ class IndexerApp:
                 except (ValueError, TypeError, KeyError) as single_exc:
                     await self._dead_letter(event, single_exc)
                     continue
-                await self._send_links(single.links)
-                await self.erp.send_vin_links(single.vin_links)
-                self.metrics.count("documents_written", single.written)
-            return
+                await self._send_follow_ups(single)
+            return None
+
+    async def _send_follow_ups(self, result: BatchResult) -> None:
         await self._send_links(result.links)
         await self.erp.send_vin_links(result.vin_links)
         self.metrics.count("documents_written", result.written)

@@ -38,9 +38,12 @@ class BatchLimits:
     backlog_within_s: float = 0.0
 
 
-async def take_event_batches(stream: StreamT[Any], limits: BatchLimits) -> AsyncIterator[list[EventT]]:
+async def take_event_batches(
+    stream: StreamT[Any], limits: BatchLimits, *, acknowledge: bool = True
+) -> AsyncIterator[list[EventT]]:
     """Up to `max_events` events at a time, or what arrived within the window; each batch is acknowledged
-    (its offsets become committable) when the caller asks for the next one."""
+    (its offsets become committable) when the caller asks for the next one, or, with `acknowledge=False`,
+    when the caller passes it to `acknowledge_batch`."""
     max_events = limits.max_events
     events: list[EventT] = []
     full = asyncio.Event()
@@ -94,9 +97,8 @@ async def take_event_batches(stream: StreamT[Any], limits: BatchLimits) -> Async
                     "batch of %d from %s: filled in %.3f s, handled in %.3f s",
                     len(batch), stream.channel, taken - started, time.monotonic() - taken,
                 )  # fmt: skip
-                for event in batch:
-                    await stream.ack(event)
-                _mark_processed(stream, batch)
+                if acknowledge:
+                    await acknowledge_batch(stream, batch)
                 del events[: len(batch)]
                 if consuming is not None and not consuming.done():
                     consuming.set_result(None)
@@ -105,6 +107,13 @@ async def take_event_batches(stream: StreamT[Any], limits: BatchLimits) -> Async
     finally:
         stream.enable_acks = acks_were_enabled
         stream._processors.remove(add_to_batch)  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+async def acknowledge_batch(stream: StreamT[Any], batch: list[EventT]) -> None:
+    """Make a batch's offsets committable: call once what it applied is durable."""
+    for event in batch:
+        await stream.ack(event)
+    _mark_processed(stream, batch)
 
 
 def keeps_filling(behind: int, taken: int, first_window: int, max_events: int) -> bool:

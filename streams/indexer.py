@@ -43,8 +43,9 @@ class BatchResult:
 class VehicleIndexer:
     """Turns operations into document writes. The caller acknowledges its input only after `apply`.
 
-    Writes are flushed (committed and visible) before `apply` returns, so offsets committed after it
-    never point past a write the index could still lose.
+    Writes are flushed (committed and visible) before `apply` returns, unless the caller flushes them itself
+    (`flush=False`, then `flush()`); offsets are committed only after that, so they never point past a write
+    the index could still lose.
     """
 
     def __init__(self, index: SearchIndex, *, retry_delay: float = 0.5, max_retry_delay: float = 10.0) -> None:
@@ -59,7 +60,9 @@ class VehicleIndexer:
         # can be replayed into that version (streams/reindex.py); None otherwise.
         self.journal: list[VehicleOp] | None = None
 
-    async def apply(self, ops: Sequence[VehicleOp]) -> BatchResult:
+    async def apply(self, ops: Sequence[VehicleOp], *, flush: bool = True) -> BatchResult:
+        """Writes for `ops`; with `flush=False` they are visible to this indexer's reads at once but committed
+        (durable, searchable) only by the next `flush()`."""
         result = BatchResult()
         segment: list[
             VehicleUpsert | VehicleRemoval | DealerRefresh | InventoryRefresh | AuctionUpdate | QnaUpdate
@@ -74,10 +77,15 @@ class VehicleIndexer:
             else:
                 segment.append(op)
         await self._apply_segment(segment, result)
-        await self._retrying(self.index.flush)
+        if flush:
+            await self.flush()
         if self.journal is not None:
             self.journal.extend(ops)
         return result
+
+    async def flush(self) -> None:
+        """Commit every write so far: durable and searchable."""
+        await self._retrying(self.index.flush)
 
     async def _apply_segment(
         self,
