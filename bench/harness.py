@@ -141,5 +141,31 @@ class BenchHub:
             time.sleep(0.2)
         return last_change - started
 
+    def worker_metrics(self) -> dict[str, float]:
+        return metrics(self.env)
+
     def close(self) -> None:
         self.stack.close()
+
+
+def histogram_quantile(before: dict[str, float], after: dict[str, float], name: str, fraction: float) -> float | None:
+    """A quantile of what a Prometheus histogram of the worker observed between two scrapes, interpolated
+    linearly inside its bucket as Prometheus' `histogram_quantile` does; None when it observed nothing."""
+    prefix = f'{name}_bucket{{le="'
+    buckets: list[tuple[float, float]] = []
+    for key, value in after.items():
+        if key.startswith(prefix):
+            buckets.append((float(key[len(prefix) : -2]), value - before.get(key, 0.0)))
+    buckets.sort()
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = fraction * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for upper, cumulative in buckets:
+        if cumulative >= rank:
+            if upper == float("inf"):
+                return lower_bound
+            share = (rank - lower_count) / (cumulative - lower_count) if cumulative > lower_count else 1.0
+            return lower_bound + (upper - lower_bound) * share
+        lower_bound, lower_count = upper, cumulative
+    return lower_bound

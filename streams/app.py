@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -158,6 +159,7 @@ class IndexerApp:
         is applied only after all of that."""
         try:
             async for events in take_event_batches(stream, self.settings.batch_limits(), acknowledge=False):
+                self._observe_lag("batch_taken_lag", events)
                 decoded: list[tuple[EventT, VehicleOp]] = []
                 for event in events:
                     try:
@@ -184,8 +186,15 @@ class IndexerApp:
         """Commit what a batch wrote, then send its follow-ups and acknowledge it."""
         if result is not None:
             await self.indexer.flush()
+            self._observe_lag("index_lag", events)
             await self._send_follow_ups(result)
         await acknowledge_batch(stream, events)
+
+    def _observe_lag(self, name: str, events: Sequence[EventT]) -> None:
+        """Seconds since each record's Kafka timestamp (when the connector produced it): `batch_taken_lag` when its
+        batch left the stream, `index_lag` when the commit made it searchable (the worker's share of freshness)."""
+        now = time.time()
+        self.metrics.observe(name, [now - event.message.timestamp for event in events])
 
     async def track_dealers(self, stream: StreamT[bytes]) -> None:
         """Dealer changes and vehicle links in batches; a batch's profile writes are held with their record,

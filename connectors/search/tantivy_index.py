@@ -101,6 +101,9 @@ AGGREGATION_CACHE_SIZE = 512
 MAX_LOOKUP_BUCKETS = 60_000
 # Most distinct vehicle locations a radius filter or distance sort considers (tantivy's bucket limit is 65,000).
 MAX_GEO_POINTS = 60_000
+# The writer keeps its latest written documents as objects (~5.6 KiB each): a vehicle changed again soon after (a
+# live auction, an ERP feed) is read back without a search, a stored-document fetch and a validation.
+RECENT_DOCUMENTS = 20_000
 GEO_POINT = "geo_point"
 ID_KEY = "id_key"
 
@@ -241,6 +244,8 @@ class TantivyIndex(SearchIndex):
         self._lock = threading.Lock()
         # id -> stored JSON, or None for a physical delete, until the next commit.
         self._pending: dict[str, bytes | None] = {}
+        # The writer's latest writes, newest last (RECENT_DOCUMENTS); a delete removes its entry.
+        self._recent: OrderedDict[str, VehicleDocument] = OrderedDict()
         self._dirty = False
         # Bumped whenever this handle's searcher may see other documents; keys the aggregation cache.
         self._generation = 0
@@ -310,6 +315,7 @@ class TantivyIndex(SearchIndex):
             writer.delete_documents_by_term("id", document.id)
             writer.add_json(index_json(document, stored))
             self._pending[document.id] = stored
+            self._remember(document)
         self._dirty = True
         if len(self._pending) >= self._max_pending:
             self._commit_locked()
@@ -330,6 +336,7 @@ class TantivyIndex(SearchIndex):
             for document_id in document_ids:
                 writer.delete_documents_by_term("id", document_id)
                 self._pending[document_id] = None
+                self._recent.pop(document_id, None)
             self._dirty = True
             if len(self._pending) >= self._max_pending:
                 self._commit_locked()
@@ -398,10 +405,19 @@ class TantivyIndex(SearchIndex):
             return {}
         return await self._run(len(document_ids), lambda: self._get_many_sync(document_ids))
 
+    def _remember(self, document: VehicleDocument) -> None:
+        recent = self._recent
+        recent[document.id] = document
+        recent.move_to_end(document.id)
+        if len(recent) > RECENT_DOCUMENTS:
+            recent.popitem(last=False)
+
     def _get_many_sync(self, document_ids: Sequence[str]) -> dict[str, VehicleDocument]:
         wanted = set(document_ids)
         found: dict[str, bytes] = {}
         with self._lock:
+            known = {document_id: self._recent[document_id] for document_id in wanted & self._recent.keys()}
+            wanted -= known.keys()
             for document_id in wanted & self._pending.keys():
                 stored = self._pending[document_id]
                 if stored is not None:
@@ -413,7 +429,9 @@ class TantivyIndex(SearchIndex):
                 for _, address in searcher.search(query, len(committed)).hits:
                     document_id, stored = _stored(searcher.doc(address))
                     found[document_id] = stored
-        return {document_id: VehicleDocument.model_validate_json(stored) for document_id, stored in found.items()}
+        for document_id, stored in found.items():
+            known[document_id] = VehicleDocument.model_validate_json(stored)
+        return known
 
     async def live_ids_by(self, field: str, values: Sequence[str]) -> dict[str, list[str]]:
         indexed = validate_lookup(field)
@@ -860,6 +878,7 @@ class TantivyIndex(SearchIndex):
             if self._writer is None:
                 return
             self._commit_locked()
+            self._recent.clear()
             # Consumes the writer: waits for merges, then releases the directory lock.
             self._writer.wait_merging_threads()
             self._writer = None

@@ -37,6 +37,26 @@ def test_insert_builds_document_and_links_dealer() -> None:
     assert outcome.links == [DealerLink(3, "7", linked=True)]
 
 
+def test_an_update_validates_the_changed_fields_and_carries_the_other_blocks_over() -> None:
+    first = apply_vehicle_upsert(None, VehicleUpsert("7", row(), 100)).document
+    assert first is not None
+    refresh = DealerRefresh(
+        "7", 3, {"id": 3, "name": "Lone Star Autos", "rating": 4.6, "city": "Austin", "state": "TX"}, 50
+    )
+    with_dealer = apply_dealer_refresh(first, refresh).document
+    assert with_dealer is not None
+    assert with_dealer.dealer is not None
+
+    updated = apply_vehicle_upsert(with_dealer, VehicleUpsert("7", row(asking_price="4250.50", state=" TX "), 101))
+
+    document = updated.document
+    assert document is not None
+    assert (document.asking_price, document.state, document.version) == (4250.5, "TX", with_dealer.version + 1)
+    assert document.dealer is with_dealer.dealer
+    assert document.positions == {**with_dealer.positions, VEHICLES_SOURCE: 101}
+    assert document == type(document).model_validate(document.model_dump())
+
+
 def test_older_or_replayed_change_is_ignored() -> None:
     document = apply_vehicle_upsert(None, VehicleUpsert("7", row(mileage=2), 200)).document
     assert apply_vehicle_upsert(document, VehicleUpsert("7", row(mileage=1), 150)).document is None

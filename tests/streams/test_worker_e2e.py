@@ -191,6 +191,20 @@ async def test_poison_event_goes_to_dead_letter_topic_and_processing_continues(
     assert await feed.document(602) is None
 
 
+async def test_the_metrics_page_reports_how_long_records_waited_to_become_searchable(
+    feed: Feed, worker: HubProcess
+) -> None:
+    before = metrics(worker.env).get("auction_hub_index_lag_seconds_count", 0.0)
+    await feed.upsert("vehicles", vehicle_row(701))
+    await feed.wait_for(701, lambda d: True)
+
+    page = metrics(worker.env)
+    assert page["auction_hub_index_lag_seconds_count"] > before
+    assert page['auction_hub_index_lag_seconds_bucket{le="+Inf"}'] == page["auction_hub_index_lag_seconds_count"]
+    assert page['auction_hub_batch_taken_lag_seconds_bucket{le="+Inf"}'] >= page["auction_hub_index_lag_seconds_count"]
+    assert 0 < page["auction_hub_index_lag_seconds_sum"] < 60 * page["auction_hub_index_lag_seconds_count"]
+
+
 async def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()

@@ -149,6 +149,28 @@ async def test_get_many_of_thousands_of_ids(index_dir: Path, vehicle: VehicleFac
     await writer.close()
 
 
+async def test_the_writer_reads_its_latest_writes_back_without_the_index(
+    index_dir: Path, vehicle: VehicleFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tantivy_index, "RECENT_DOCUMENTS", 3)
+    writer = TantivyIndex(index_dir, writer=True)
+    written = [vehicle(n, mileage=n) for n in range(5)]
+    await writer.upsert(written)
+    await writer.flush()
+    newer = vehicle(0, mileage=99, version=2)
+    await writer.upsert([newer])
+    await writer.delete(["4"])
+
+    found = await writer.get_many([str(n) for n in range(5)])
+
+    assert found["0"] is newer  # the latest write itself, neither searched for nor validated again
+    assert found["3"] is written[3]
+    assert found["1"] == written[1]
+    assert found["1"] is not written[1]
+    assert "4" not in found
+    await writer.close()
+
+
 def test_the_factory_opens_a_versioned_directory(tmp_path: Path) -> None:
     settings = IndexSettings(index_backend="tantivy", index_path=tmp_path, index_name="cars")
     index = create_search_index(settings, writer=False)
