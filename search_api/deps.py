@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from search_api.service import VehicleSearchService
 
 
-def get_search_service(request: Request) -> VehicleSearchService:
+async def get_search_service(request: Request) -> VehicleSearchService:  # async: FastAPI runs sync ones in threads
     service: VehicleSearchService = request.app.state.search_service
     return service
 

@@ -104,6 +104,7 @@ MAX_GEO_POINTS = 60_000
 # The writer keeps its latest written documents as objects (~5.6 KiB each): a vehicle changed again soon after (a
 # live auction, an ERP feed) is read back without a search, a stored-document fetch and a validation.
 RECENT_DOCUMENTS = 20_000
+ID_TERM_SET_FROM = 256
 GEO_POINT = "geo_point"
 ID_KEY = "id_key"
 
@@ -425,13 +426,24 @@ class TantivyIndex(SearchIndex):
             committed = wanted - self._pending.keys()
             if committed:
                 searcher = self._index.searcher()
-                query = tantivy.Query.term_set_query(self._schema, "id", list(committed))
-                for _, address in searcher.search(query, len(committed)).hits:
+                for address in self._addresses_of(searcher, list(committed)):
                     document_id, stored = _stored(searcher.doc(address))
                     found[document_id] = stored
         for document_id, stored in found.items():
             known[document_id] = VehicleDocument.model_validate_json(stored)
         return known
+
+    def _addresses_of(self, searcher: tantivy.Searcher, document_ids: list[str]) -> list[Any]:
+        """Where the documents of these ids are. A term-set query costs ~0.3 ms to set up at 1M documents, a term
+        query ~5 us: one term query per id up to ID_TERM_SET_FROM ids (measured break-even ~300), one set beyond."""
+        if len(document_ids) >= ID_TERM_SET_FROM:
+            query = tantivy.Query.term_set_query(self._schema, "id", document_ids)
+            return [address for _, address in searcher.search(query, len(document_ids), count=False).hits]
+        addresses = []
+        for document_id in document_ids:
+            query = tantivy.Query.term_query(self._schema, "id", document_id)
+            addresses += [address for _, address in searcher.search(query, 1, count=False).hits]
+        return addresses
 
     async def live_ids_by(self, field: str, values: Sequence[str]) -> dict[str, list[str]]:
         indexed = validate_lookup(field)
