@@ -41,6 +41,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import ADMIN_URL, percentile  # noqa: E402
+from bench.harness import process_cpu_seconds as cpu_seconds  # noqa: E402
 from hub.broker import free_port  # noqa: E402
 from hub.embedded_redis import EmbeddedRedis  # noqa: E402
 from marketplace.migrate import apply_migrations, drop_database, ensure_database  # noqa: E402
@@ -52,11 +53,6 @@ JWT_SECRET = "bench-secret-" + "c" * 40  # noqa: S105 - a throwaway database
 
 
 # -- processes ----------------------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:

@@ -187,16 +187,21 @@ def main() -> None:
             run_p99: list[float] = []
             rates: list[float] = []
             for run in range(1, args.runs + 1):
-                scraped = hub.worker_metrics()
+                scraped, cpu_before = hub.worker_metrics(), hub.cpu_seconds()
                 latencies, rate = asyncio.run(run_load(hub, args, vehicle_ids))
                 worker_share = _worker_share(scraped, hub.worker_metrics())
+                changes = rate * args.seconds / 1000
+                cpu = ", ".join(
+                    f"{name} {(used - cpu_before[name]) / changes:.2f}" for name, used in hub.cpu_seconds().items()
+                )
                 all_latencies += latencies
                 run_p99.append(percentile(latencies, 0.99))
                 rates.append(rate)
                 print(
                     f"run {run}: {len(latencies)} samples, achieved {rate:,.0f} changes/s, "
                     f"p50 {percentile(latencies, 0.5) * 1000:.0f} ms, p95 {percentile(latencies, 0.95) * 1000:.0f} ms, "
-                    f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms; {worker_share}"
+                    f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms; {worker_share}; "
+                    f"CPU s per 1,000 changes: {cpu}"
                 )
             print(
                 f"freshness commit->API visible over {len(all_latencies)} samples, {args.runs} run(s) of "

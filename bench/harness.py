@@ -141,11 +141,23 @@ class BenchHub:
             time.sleep(0.2)
         return last_change - started
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each hub process and the broker (user + system, from /proc)."""
+        pids = {name: process.process.pid for name, process in self.processes.items() if process.process is not None}
+        if self.broker is not None and self.broker.process is not None:
+            pids["broker"] = self.broker.process.pid
+        return {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+
     def worker_metrics(self) -> dict[str, float]:
         return metrics(self.env)
 
     def close(self) -> None:
         self.stack.close()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def histogram_quantile(before: dict[str, float], after: dict[str, float], name: str, fraction: float) -> float | None:
