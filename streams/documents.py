@@ -88,13 +88,18 @@ def apply_vehicle_upsert(
         links.append(DealerLink(int(new_dealer), change.vehicle_id, linked=True, known_position=known_position))
     if soft_deleted and not document.deleted and document.dealer_id is not None and not dealer_changed:
         links.append(DealerLink(document.dealer_id, change.vehicle_id, linked=False))
-    changes = {**fields, "positions": positions, "version": document.version + 1, "deleted": soft_deleted}
-    # Only the changed fields are validated; the rest of a known document (dealer block, Q&A, inventory, bid) is
-    # carried over as it is, never dumped and validated again (this was a fifth of the worker's time on updates).
-    patch = VehicleDocument.model_validate({"id": change.vehicle_id, **changes})
-    if current is None:
-        return Outcome(patch, links)
-    return Outcome(current.model_copy(update={name: getattr(patch, name) for name in changes}), links)
+    # A new document starts from the model's defaults: no dump of an empty one (a snapshot is all new documents).
+    base = {"id": change.vehicle_id} if current is None else current.model_dump()
+    updated = VehicleDocument.model_validate(
+        {
+            **base,
+            **fields,
+            "positions": positions,
+            "version": document.version + 1,
+            "deleted": soft_deleted,
+        }
+    )
+    return Outcome(updated, links)
 
 
 def _replayed_link(document: VehicleDocument, vehicle_id: str, position: int) -> list[DealerLink]:

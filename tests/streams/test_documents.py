@@ -37,7 +37,7 @@ def test_insert_builds_document_and_links_dealer() -> None:
     assert outcome.links == [DealerLink(3, "7", linked=True)]
 
 
-def test_an_update_validates_the_changed_fields_and_carries_the_other_blocks_over() -> None:
+def test_an_update_takes_the_changed_fields_and_keeps_the_other_blocks() -> None:
     first = apply_vehicle_upsert(None, VehicleUpsert("7", row(), 100)).document
     assert first is not None
     refresh = DealerRefresh(
@@ -52,7 +52,7 @@ def test_an_update_validates_the_changed_fields_and_carries_the_other_blocks_ove
     document = updated.document
     assert document is not None
     assert (document.asking_price, document.state, document.version) == (4250.5, "TX", with_dealer.version + 1)
-    assert document.dealer is with_dealer.dealer
+    assert document.dealer == with_dealer.dealer
     assert document.positions == {**with_dealer.positions, VEHICLES_SOURCE: 101}
     assert document == type(document).model_validate(document.model_dump())
 
