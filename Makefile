@@ -27,6 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/freshness.py
+	$(BIN)/python bench/index_commit.py
 	$(BIN)/python bench/snapshot.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/bulk_upload.py --runs 5
