@@ -13,9 +13,7 @@ written) beside indexed copies of the fields search needs:
 - keyword fields (`fields.KEYWORD_FIELDS`): raw terms, fast, for filters and terms facets;
 - numeric fields (`fields.NUMERIC_FIELDS`): indexed and fast, for ranges, sorts and range buckets;
 - `visible` (searchable: not deleted, searchable status) and `deleted`, both indexed and fast;
-- `vin_key`: the VIN trimmed and upper case, a raw fast term for `live_ids_by("vin", ...)`;
-- `facet_<field>`: raw fast terms beside some numeric fields, for their facets only (`FACET_TERMS`, `FACET_STEPS`):
-  tantivy counts the ordinals of a keyword column several times faster than it buckets a numeric one.
+- `vin_key`: the VIN trimmed and upper case, a raw fast term for `live_ids_by("vin", ...)`.
 
 The directory is versioned (`<index_path>/<index_name>_v<SCHEMA_VERSION>`): a schema change starts an empty
 index that the indexer fills by replaying its topics, never a mixed one.
@@ -27,7 +25,6 @@ import asyncio
 import base64
 import math
 import threading
-from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,7 +73,7 @@ from connectors.search.tantivy_sorting import cursor_key, document_sort_keys, id
 from schemas.geo import EARTH_RADIUS_KM, haversine_km
 from schemas.vehicle import VehicleDocument
 
-SCHEMA_VERSION = 4  # 3: vin_key; 4: facet_<field> keyword twins of numeric facets
+SCHEMA_VERSION = 3  # 3: vin_key
 TEXT_TOKENIZER = "vehicle_text"
 # Indexed name of each full-text source (the keyword field keeps the plain name).
 TEXT_FIELDS: dict[str, str] = {
@@ -107,15 +104,6 @@ MAX_GEO_POINTS = 60_000
 # The writer keeps its latest written documents as objects (~5.6 KiB each): a vehicle changed again soon after (a
 # live auction, an ERP feed) is read back without a search, a stored-document fetch and a validation.
 RECENT_DOCUMENTS = 20_000
-# Numeric fields faceted by value get a keyword twin holding that value's facet key (`keyword_value`). Measured on
-# the 1M-vehicle search bench: a terms aggregation costs ~20 ns a document on the float `condition_grade`, ~4-5 ns
-# on a keyword column; a range aggregation ~10-13 ns.
-FACET_TERMS: tuple[str, ...] = ("condition_grade",)
-# Numeric fields with range facets get a keyword twin holding floor(value / step): range buckets whose edges are
-# multiples of the step are sums of that twin's terms counts (exact); other edges use a range aggregation.
-FACET_STEPS: dict[str, float] = {"asking_price": 1000.0, "year": 1.0, "mileage": 1000.0}
-# Most step keys a twin may hold before its range facets fall back to a range aggregation.
-MAX_FACET_STEP_KEYS = 10_000
 ID_TERM_SET_FROM = 256
 GEO_POINT = "geo_point"
 ID_KEY = "id_key"
@@ -143,8 +131,6 @@ def build_schema() -> tantivy.Schema:
     builder.add_boolean_field("deleted", indexed=True, fast=True)
     builder.add_text_field(VIN_KEY, fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field(GEO_POINT, fast=True, tokenizer_name="raw", index_option="basic")
-    for name in (*FACET_TERMS, *FACET_STEPS):
-        builder.add_text_field(facet_key_field(name), fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_integer_field(AUCTION_ENDS_AT, indexed=True, fast=True)
     builder.add_unsigned_field(ID_KEY, indexed=True, fast=True)
     for name in SORT_FIELDS:
@@ -189,29 +175,12 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
             fields[name] = value
     if document.lat is not None and document.lon is not None:
         fields[GEO_POINT] = geo_point_key(document.lat, document.lon)
-    for name in FACET_TERMS:
-        value = getattr(document, name)
-        if value is not None:
-            fields[facet_key_field(name)] = keyword_value(value)
-    for name, step in FACET_STEPS.items():
-        value = getattr(document, name)
-        if value is not None:
-            fields[facet_key_field(name)] = str(math.floor(value / step))
     ends_at = epoch_seconds(document.auction_ends_at)
     if ends_at is not None:
         fields[AUCTION_ENDS_AT] = ends_at
     fields[ID_KEY] = id_rank(document.id)
     fields.update(document_sort_keys(document))
     return orjson.dumps(fields).decode("utf-8")
-
-
-def facet_key_field(name: str) -> str:
-    return f"facet_{name}"
-
-
-def step_aligned(edges: Sequence[float], step: float) -> bool:
-    """True when every edge is a whole number of steps, so each range bucket is a union of whole step keys."""
-    return all(math.isfinite(edge) and float(edge / step).is_integer() for edge in edges)
 
 
 def geo_point_key(lat: float, lon: float) -> str:
@@ -829,33 +798,28 @@ class TantivyIndex(SearchIndex):
             aggregations: dict[str, Any] = {}
             for name in names:
                 if name in query.facets:
-                    field_name = facet_key_field(name) if name in FACET_TERMS else name
-                    aggregations[f"terms:{name}"] = {"terms": {"field": field_name, "size": FACET_SIZE}}
+                    aggregations[f"terms:{name}"] = {"terms": {"field": name, "size": FACET_SIZE}}
                 if name in query.range_facets:
-                    aggregations[f"range:{name}"] = self._range_aggregation(name, query.range_facets[name])
+                    aggregations[f"range:{name}"] = {
+                        "range": {"field": name, "ranges": _ranges(query.range_facets[name])}
+                    }
             key = ("facets", _key(kept), tuple(sorted(aggregations)), _edges_key(query, names))
             counts = self._aggregate(searcher, generation, key, _conjunction(kept), aggregations)
-            if any(_step_keys_overflow(counts[f"range:{name}"]) for name in names if name in query.range_facets):
-                stepless = {
-                    f"range:{name}": {"range": {"field": name, "ranges": _ranges(query.range_facets[name])}}
-                    for name in names
-                    if name in query.range_facets
-                }
-                counts.update(self._aggregate(searcher, generation, (*key, "stepless"), _conjunction(kept), stepless))
             for name in names:
                 if name in query.facets:
                     buckets = counts[f"terms:{name}"]["buckets"]
                     result.facets[name] = {_bucket_key(bucket["key"]): bucket["doc_count"] for bucket in buckets}
                 if name in query.range_facets:
-                    result.range_facets[name] = _range_buckets(name, query.range_facets[name], counts[f"range:{name}"])
-
-    @staticmethod
-    def _range_aggregation(name: str, edges: Sequence[float]) -> dict[str, Any]:
-        """Terms of the field's step keys when the edges allow it (see FACET_STEPS), a range aggregation otherwise."""
-        step = FACET_STEPS.get(name)
-        if step is not None and step_aligned(edges, step):
-            return {"terms": {"field": facet_key_field(name), "size": MAX_FACET_STEP_KEYS}}
-        return {"range": {"field": name, "ranges": _ranges(edges)}}
+                    edges = list(query.range_facets[name])
+                    bounds = list(zip([None, *edges], [*edges, None], strict=True))
+                    # An empty index answers without buckets: count by bounds, absent ones as zero.
+                    found = {
+                        (bucket.get("from"), bucket.get("to")): bucket["doc_count"]
+                        for bucket in counts[f"range:{name}"]["buckets"]
+                    }
+                    result.range_facets[name] = [
+                        RangeBucket(low, high, found.get((low, high), 0)) for low, high in bounds
+                    ]
 
     def _aggregate(
         self,
@@ -939,27 +903,6 @@ def _tombstone(document: VehicleDocument, source: str, position: int) -> Vehicle
 
 def _bucket_key(key: Any) -> str:
     return keyword_value(key) or ""
-
-
-def _step_keys_overflow(aggregation: dict[str, Any]) -> bool:
-    """A terms aggregation of step keys that did not return every key (more than MAX_FACET_STEP_KEYS)."""
-    return "sum_other_doc_count" in aggregation and bool(aggregation["sum_other_doc_count"])
-
-
-def _range_buckets(name: str, edges: Sequence[float], aggregation: dict[str, Any]) -> list[RangeBucket]:
-    """Range facet buckets from a range aggregation, or from the terms of the field's step keys."""
-    edges = list(edges)
-    bounds = list(zip([None, *edges], [*edges, None], strict=True))
-    if "sum_other_doc_count" in aggregation:  # the step keys' terms: key k holds values in [k * step, (k + 1) * step)
-        step = FACET_STEPS[name]
-        lows = [edge / step for edge in edges]
-        totals = [0] * len(bounds)
-        for bucket in aggregation["buckets"]:
-            totals[bisect_right(lows, int(bucket["key"]))] += bucket["doc_count"]
-        return [RangeBucket(low, high, total) for (low, high), total in zip(bounds, totals, strict=True)]
-    # An empty index answers without buckets: count by bounds, absent ones as zero.
-    found = {(bucket.get("from"), bucket.get("to")): bucket["doc_count"] for bucket in aggregation["buckets"]}
-    return [RangeBucket(low, high, found.get((low, high), 0)) for low, high in bounds]
 
 
 def _count(result: tantivy.SearchResult) -> int:
