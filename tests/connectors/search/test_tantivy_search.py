@@ -176,6 +176,56 @@ def test_facet_counts_are_disjunctive_and_equal_brute_force(
     ]
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    prices=st.lists(st.none() | st.integers(0, 6_000_000).map(lambda cents: cents / 100), min_size=1, max_size=30),
+    grades=st.lists(st.none() | st.integers(10, 50).map(lambda tenths: tenths / 10), min_size=30, max_size=30),
+    edges=st.lists(st.integers(1, 60), min_size=1, max_size=4, unique=True).map(sorted),
+    aligned=st.booleans(),
+)
+def test_numeric_facets_equal_brute_force_at_and_a_cent_off_the_edges(
+    tmp_path_factory: pytest.TempPathFactory,
+    prices: list[float | None],
+    grades: list[float | None],
+    edges: list[int],
+    aligned: bool,
+) -> None:
+    """Range buckets are half-open at edges on whole thousands and a cent off them, for prices with cents; a float
+    field's terms facet keys its values as the API shows them ("4" for 4.0)."""
+    bounds = [edge * 1000.0 if aligned else edge * 1000.0 + 0.01 for edge in edges]
+    documents = [make_vehicle(n, asking_price=price, condition_grade=grades[n]) for n, price in enumerate(prices)]
+
+    async def run() -> Any:
+        index = TantivyIndex(tmp_path_factory.mktemp("steps"), writer=True)
+        await index.upsert(documents)
+        await index.flush()
+        result = await index.search(
+            SearchQuery(facets=["condition_grade"], range_facets={"asking_price": bounds}, limit=0)
+        )
+        await index.close()
+        return result
+
+    result = asyncio.run(run())
+
+    lows: list[float | None] = [None, *bounds]
+    highs: list[float | None] = [*bounds, None]
+    expected = [
+        RangeBucket(
+            low,
+            high,
+            sum(
+                1
+                for price in prices
+                if price is not None and (low is None or price >= low) and (high is None or price < high)
+            ),
+        )
+        for low, high in zip(lows, highs, strict=True)
+    ]
+    assert result.range_facets["asking_price"] == expected
+    graded = Counter(str(grade) for grade in grades[: len(prices)] if grade is not None)
+    assert result.facets["condition_grade"] == {key.removesuffix(".0"): count for key, count in graded.items()}
+
+
 # -- location ------------------------------------------------------------------------------------------
 
 DALLAS = GeoFilter(lat=32.7767, lon=-96.7970)
