@@ -16,12 +16,12 @@ class Histogram:
     """Cumulative-on-render histogram: `counts[i]` holds the observations in (bounds[i-1], bounds[i]]."""
 
     bounds: tuple[float, ...] = LATENCY_BUCKETS
-    counts: list[int] = field(default_factory=list)
+    counts: list[int] = field(init=False)  # one slot per bound, the last one for +Inf
     total: float = 0.0
     observations: int = 0
 
     def __post_init__(self) -> None:
-        self.counts = [0] * (len(self.bounds) + 1)  # the last slot is +Inf
+        self.counts = [0] * (len(self.bounds) + 1)
 
     def observe_many(self, values: Iterable[float]) -> None:
         for value in values:
