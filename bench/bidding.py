@@ -217,8 +217,8 @@ class Run:
         )
 
 
-async def http_bids(port: int, market: Market, concurrency: int, seconds: float) -> Run:
-    run = Run("HTTP POST /lots/{id}/bids", [], seconds)
+async def http_bids(port: int, market: Market, concurrency: int, seconds: float, label: str = "HTTP") -> Run:
+    run = Run(label, [], seconds)
     rng = random.Random(1)
     deadline = time.perf_counter() + seconds
 
@@ -286,29 +286,43 @@ def summary(label: str, runs: list[Run]) -> str:
     )
 
 
-async def figure_accept(args: argparse.Namespace, api: Api, redis_url: str, market: Market, redis_pid: int) -> None:
+async def figure_accept(
+    args: argparse.Namespace, api: Api, routes_api: Api | None, redis_url: str, market: Market, redis_pid: int
+) -> None:
+    """HTTP bids through the bid lane, beside the same bids through the FastAPI routes (an API process with
+    AUCTION_HUB_BID_LANE=false) and straight into the Lua script, run after run."""
     print(f"\n1. Bid accept: {args.bidders} concurrent bidders, {len(market.lots)} lots, AOF appendfsync always, "
           f"API --workers {args.workers}, {args.seconds:.0f} s per run")  # fmt: skip
-    await http_bids(api.port, market, args.bidders, 2)  # warm-up
-    http_runs: list[Run] = []
+    apis = {"HTTP, bid lane": api, **({"HTTP, FastAPI routes": routes_api} if routes_api else {})}
+    for each in apis.values():
+        await http_bids(each.port, market, args.bidders, 2)  # warm-up
+    http_runs: dict[str, list[Run]] = {label: [] for label in apis}
     script_runs: list[Run] = []
     for number in range(1, args.runs + 1):
-        before = {pid: cpu_seconds(pid) for pid in (*api.worker_pids(), redis_pid, os.getpid())}
-        http_runs.append(await http_bids(api.port, market, args.bidders, args.seconds))
-        used = {pid: cpu_seconds(pid) - cpu for pid, cpu in before.items()}
+        for label, each in apis.items():
+            before = {pid: cpu_seconds(pid) for pid in (*each.worker_pids(), redis_pid, os.getpid())}
+            run = await http_bids(each.port, market, args.bidders, args.seconds, label)
+            used = {pid: cpu_seconds(pid) - cpu for pid, cpu in before.items()}
+            http_runs[label].append(run)
+            print(f"  run {number}  {run.line()}")
+            bids = len(run.latencies_ms)
+            api_ms = sum(used[pid] for pid in each.worker_pids()) * 1000 / bids
+            print(
+                f"  run {number}  {'':<24} CPU per HTTP bid: API {api_ms:.2f} ms, redis-server "
+                f"{used[redis_pid] * 1000 / bids:.2f} ms, load generator {used[os.getpid()] * 1000 / bids:.2f} ms"
+            )
         script_runs.append(await script_bids(redis_url, market, args.bidders, args.seconds))
-        print(f"  run {number}  {http_runs[-1].line()}")
-        bids = len(http_runs[-1].latencies_ms)
-        api_ms = sum(used[pid] for pid in api.worker_pids()) * 1000 / bids
-        print(
-            f"  run {number}  {'':<24} CPU per HTTP bid: API {api_ms:.2f} ms, redis-server "
-            f"{used[redis_pid] * 1000 / bids:.2f} ms, load generator {used[os.getpid()] * 1000 / bids:.2f} ms"
-        )
         print(f"  run {number}  {script_runs[-1].line()}")
-    print("  " + summary("HTTP", http_runs))
+    for label, runs in http_runs.items():
+        print("  " + summary(label, runs))
     print("  " + summary("Lua script", script_runs))
-    ratio = statistics.median(r.rate for r in http_runs) / statistics.median(r.rate for r in script_runs)
-    print(f"  HTTP / script throughput: {ratio:.2f}  (goal: >= 3,000 bids/s, p99 <= 20 ms over HTTP)")
+    lane_rate = statistics.median(r.rate for r in http_runs["HTTP, bid lane"])
+    script_rate = statistics.median(r.rate for r in script_runs)
+    print(f"  HTTP (bid lane) / script throughput: {lane_rate / script_rate:.2f}")
+    if routes_api:
+        routes_rate = statistics.median(r.rate for r in http_runs["HTTP, FastAPI routes"])
+        print(f"  bid lane / FastAPI routes throughput: {lane_rate / routes_rate:.2f}")
+    print("  (goal: >= 3,000 bids/s, p99 <= 20 ms over HTTP)")
 
 
 # -- figure 2: bid -> screen --------------------------------------------------------------------------------------
@@ -654,17 +668,22 @@ async def bench(args: argparse.Namespace, workdir: Path, database_url: str) -> N
         "AUCTION_HUB_LOG_LEVEL": "WARNING",
     }
     api = start_api(env, workdir, args.workers)
+    routes_api = None
     try:
+        if args.only in (None, "accept") and not args.no_routes_baseline:
+            routes_api = start_api({**env, "AUCTION_HUB_BID_LANE": "false"}, workdir, args.workers)
         market = await build_market(api.url, database_url, args.lots, args.bidders)
         print(f"{os.cpu_count()} cores; market: {len(market.lots)} live lots, {len(market.bidders)} buyers")
         if args.only in (None, "accept"):
-            await figure_accept(args, api, redis_url, market, redis.pid)
+            await figure_accept(args, api, routes_api, redis_url, market, redis.pid)
         if args.only in (None, "native"):
             await figure_native(args, api, redis_url, market)
         if args.only in (None, "nchan"):
             await figure_nchan(args, api, redis_url, market, workdir)
     finally:
         stop(api.process)
+        if routes_api is not None:
+            stop(routes_api.process)
         redis.stop()
 
 
@@ -678,6 +697,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, quick 2)")
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds per run (default 15, quick 6)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the API")
+    parser.add_argument(
+        "--no-routes-baseline", action="store_true", help="skip the bid-accept baseline through the FastAPI routes"
+    )
     parser.add_argument("--lots", type=int, default=1000)
     parser.add_argument("--bidders", type=int, default=50)
     parser.add_argument("--live-lots", type=int, default=100)

@@ -151,6 +151,7 @@ class BiddingHttpSettings(BiddingSettings):
     sse_queue_size: int = Field(default=1000, ge=1, le=100_000, description="Events buffered per slow client.")
     sse_max_life_s: float = Field(default=600.0, gt=0, le=86_400, description="A connection ends after this.")
     sse_retry_ms: int = Field(default=3000, ge=0, le=600_000, description="The reconnect delay hinted to clients.")
+    bid_lane: bool = Field(default=True, description="Serve well-formed bids in bidding.bid_lane, not the routes.")
 
 
 async def start_bidding(app: FastAPI, pool: AsyncConnectionPool[Connection], settings: BiddingHttpSettings) -> None:
@@ -167,6 +168,7 @@ async def start_bidding(app: FastAPI, pool: AsyncConnectionPool[Connection], set
     app.state.bidding_service = BiddingService(pool, redis, BidEngine(redis), rate_limit)
     app.state.auction_observer = app.state.bidding_service.follow_auction  # marketplace.auctions tells us changes
     app.state.feed_hub = hub
+    app.state.bid_lane = settings.bid_lane
     await hub.start()
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from bidding import api as bidding_routes
 from bidding import lifecycle_api as bidding_lifecycle_routes
+from bidding.bid_lane import BidLane
 from bidding.settings import NchanSettings
 from connectors.search.factory import open_search_index
 from connectors.search.port import SearchIndex, SearchIndexUnavailable
@@ -81,6 +82,7 @@ def create_app(
     app.include_router(bidding_lifecycle_routes.router)
     app.include_router(web_pages.router)
     app.state.live_settings = live  # the live page's stream (native SSE or nchan); None: from the environment
+    app.add_middleware(BidLane)  # innermost: CORS, the body limit and the security headers apply to its replies
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,

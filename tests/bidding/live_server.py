@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from bidding.api import BiddingHttpSettings
 from hub.api import create_app
@@ -33,6 +34,7 @@ class LiveApi:
     base_url: str
     database_url: str
     redis: RedisServer
+    app: FastAPI
     emails: itertools.count[int] = field(default_factory=itertools.count)  # one sequence: the database outlives a test
 
     @asynccontextmanager
@@ -72,7 +74,7 @@ def live_api(database_factory: Callable[[str], str], directory: Path, label: str
             raise RuntimeError("the API server did not start")
         time.sleep(0.02)
     try:
-        yield LiveApi(f"http://127.0.0.1:{port}", database_url, redis)
+        yield LiveApi(f"http://127.0.0.1:{port}", database_url, redis, app)
     finally:
         server.should_exit = True
         thread.join(15)

@@ -14,9 +14,13 @@ from tests.bidding.live_server import RATE_LIMIT, RATE_WINDOW_S, LiveApi, live_a
 from tests.marketplace.test_auctions import Market
 
 
-@pytest.fixture(scope="module")
-def api(database_factory: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
-    with live_api(database_factory, tmp_path_factory.mktemp("bid-api"), "bidapi") as live:
+@pytest.fixture(scope="module", params=["bid_lane", "routes"])
+def api(
+    request: pytest.FixtureRequest, database_factory: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveApi]:
+    """Every case twice: well-formed bids served by bidding.bid_lane, and everything through the FastAPI routes."""
+    lane = request.param == "bid_lane"
+    with live_api(database_factory, tmp_path_factory.mktemp("bid-api"), "bidapi", bid_lane=lane) as live:
         yield live
 
 
