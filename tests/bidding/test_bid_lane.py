@@ -117,7 +117,8 @@ async def test_lane_replies_are_byte_for_byte_the_routes_replies(market: Market,
 
     limited = await market.member()
     for amount in range(RATE_LIMIT):
-        await market.client.post(url, json={"amount": 20_000 + amount * 100, "currency": "USD"}, headers=limited.headers)
+        raised = {"amount": 20_000 + amount * 100, "currency": "USD"}
+        await market.client.post(url, json=raised, headers=limited.headers)
     routes_429 = await market.client.post(url, json=body, headers=limited.headers)
     api.app.state.bid_lane = True
     lane_429 = await market.client.post(url, json=body, headers=limited.headers)
