@@ -289,11 +289,12 @@ def summary(label: str, runs: list[Run]) -> str:
 async def figure_accept(
     args: argparse.Namespace, api: Api, routes_api: Api | None, redis_url: str, market: Market, redis_pid: int
 ) -> None:
-    """HTTP bids through the bid lane, beside the same bids through the FastAPI routes (an API process with
-    AUCTION_HUB_BID_LANE=false) and straight into the Lua script, run after run."""
+    """HTTP bids through the bid lane and the multiplexed Redis connection, beside the same bids through the FastAPI
+    routes and redis-py's pool (an API process with AUCTION_HUB_BID_LANE=false, AUCTION_HUB_BID_REDIS_MUX=false)
+    and straight into the Lua script from redis-py, run after run."""
     print(f"\n1. Bid accept: {args.bidders} concurrent bidders, {len(market.lots)} lots, AOF appendfsync always, "
           f"API --workers {args.workers}, {args.seconds:.0f} s per run")  # fmt: skip
-    apis = {"HTTP, bid lane": api, **({"HTTP, FastAPI routes": routes_api} if routes_api else {})}
+    apis = {"HTTP, bid lane": api, **({"HTTP, routes + redis-py": routes_api} if routes_api else {})}
     for each in apis.values():
         await http_bids(each.port, market, args.bidders, 2)  # warm-up
     http_runs: dict[str, list[Run]] = {label: [] for label in apis}
@@ -320,8 +321,8 @@ async def figure_accept(
     script_rate = statistics.median(r.rate for r in script_runs)
     print(f"  HTTP (bid lane) / script throughput: {lane_rate / script_rate:.2f}")
     if routes_api:
-        routes_rate = statistics.median(r.rate for r in http_runs["HTTP, FastAPI routes"])
-        print(f"  bid lane / FastAPI routes throughput: {lane_rate / routes_rate:.2f}")
+        routes_rate = statistics.median(r.rate for r in http_runs["HTTP, routes + redis-py"])
+        print(f"  bid lane + mux / routes + redis-py throughput: {lane_rate / routes_rate:.2f}")
     print("  (goal: >= 3,000 bids/s, p99 <= 20 ms over HTTP)")
 
 
@@ -671,7 +672,8 @@ async def bench(args: argparse.Namespace, workdir: Path, database_url: str) -> N
     routes_api = None
     try:
         if args.only in (None, "accept") and not args.no_routes_baseline:
-            routes_api = start_api({**env, "AUCTION_HUB_BID_LANE": "false"}, workdir, args.workers)
+            baseline = {"AUCTION_HUB_BID_LANE": "false", "AUCTION_HUB_BID_REDIS_MUX": "false"}
+            routes_api = start_api({**env, **baseline}, workdir, args.workers)
         market = await build_market(api.url, database_url, args.lots, args.bidders)
         print(f"{os.cpu_count()} cores; market: {len(market.lots)} live lots, {len(market.bidders)} buyers")
         if args.only in (None, "accept"):
@@ -698,7 +700,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds per run (default 15, quick 6)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the API")
     parser.add_argument(
-        "--no-routes-baseline", action="store_true", help="skip the bid-accept baseline through the FastAPI routes"
+        "--no-routes-baseline", action="store_true", help="skip the bid-accept baseline (FastAPI routes, redis-py pool)"
     )
     parser.add_argument("--lots", type=int, default=1000)
     parser.add_argument("--bidders", type=int, default=50)

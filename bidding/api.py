@@ -16,6 +16,7 @@ from bidding.engine import BidEngine
 from bidding.feed import FeedConfig, FeedHub, event_stream
 from bidding.lots import BidReply, LotView
 from bidding.rate_limit import RateLimit
+from bidding.redis_mux import RedisMux
 from bidding.service import BiddingService
 from bidding.settings import BiddingSettings
 from hub.errors import InvalidParameter, ServiceUnavailable
@@ -152,6 +153,9 @@ class BiddingHttpSettings(BiddingSettings):
     sse_max_life_s: float = Field(default=600.0, gt=0, le=86_400, description="A connection ends after this.")
     sse_retry_ms: int = Field(default=3000, ge=0, le=600_000, description="The reconnect delay hinted to clients.")
     bid_lane: bool = Field(default=True, description="Serve well-formed bids in bidding.bid_lane, not the routes.")
+    bid_redis_mux: bool = Field(
+        default=True, description="Bids and the rate limit over one multiplexed Redis connection (bidding.redis_mux)."
+    )
 
 
 async def start_bidding(app: FastAPI, pool: AsyncConnectionPool[Connection], settings: BiddingHttpSettings) -> None:
@@ -165,7 +169,8 @@ async def start_bidding(app: FastAPI, pool: AsyncConnectionPool[Connection], set
     )
     hub = FeedHub(redis, feed)
     rate_limit = RateLimit(settings.bid_rate_limit, settings.bid_rate_window_s)
-    app.state.bidding_service = BiddingService(pool, redis, BidEngine(redis), rate_limit)
+    bid_path = RedisMux(settings.redis_url) if settings.bid_redis_mux else None
+    app.state.bidding_service = BiddingService(pool, redis, BidEngine(redis, bid_path), rate_limit)
     app.state.auction_observer = app.state.bidding_service.follow_auction  # marketplace.auctions tells us changes
     app.state.feed_hub = hub
     app.state.bid_lane = settings.bid_lane
@@ -181,6 +186,9 @@ async def stop_bidding(app: FastAPI) -> None:
         await notices.stop()
     await hub.stop()
     await hub.redis.aclose()
+    bid_path = app.state.bidding_service.engine.bid_path
+    if isinstance(bid_path, RedisMux):
+        await bid_path.aclose()
     app.state.feed_hub = app.state.bidding_service = None
 
 

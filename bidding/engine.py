@@ -20,6 +20,7 @@ from redis.commands.core import AsyncScript
 
 from bidding import scripts
 from bidding.lots import BidKind, BidReply, LotResult, LotRules, LotStatus, LotView, Rejection
+from bidding.redis_mux import MuxScript, RedisMux
 
 NOTICES_MAXLEN = 1000
 # Every armed lot's id: the PostgreSQL persister reads the bids streams of these lots (bidding.persistence).
@@ -119,10 +120,12 @@ def _text(value: bytes | str) -> str:
 class BidEngine:
     """Places, retracts, opens and closes bids on lots; Redis is the only state (processes share nothing)."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, bid_path: RedisMux | None = None) -> None:
+        """`bid_path`: a multiplexed connection for the bid script and its outbid notice (the hot path)."""
         self.redis = redis
+        self.bid_path: aioredis.Redis | RedisMux = bid_path or redis
         self._arm: AsyncScript = redis.register_script(scripts.ARM)
-        self._place: AsyncScript = redis.register_script(scripts.PLACE_BID)
+        self._place: AsyncScript | MuxScript = self.bid_path.register_script(scripts.PLACE_BID)
         self._retract: AsyncScript = redis.register_script(scripts.RETRACT)
         self._open: AsyncScript = redis.register_script(scripts.OPEN_DUE)
         self._close: AsyncScript = redis.register_script(scripts.CLOSE_IF_DUE)
@@ -163,11 +166,9 @@ class BidEngine:
         data = json.loads(raw)
         outbid = data.pop("outbid_user_id", None)
         if fresh and outbid is not None:
-            await self.redis.xadd(
-                notices_key(int(outbid)),
-                {"type": "outbid", "lot_id": str(lot_id), "price": str(data["current_price"]), "at_ms": str(now_ms)},
-                maxlen=NOTICES_MAXLEN,
-                approximate=True,
+            notice = ("type", "outbid", "lot_id", lot_id, "price", data["current_price"], "at_ms", now_ms)
+            await self.bid_path.execute_command(
+                "XADD", notices_key(int(outbid)), "MAXLEN", "~", NOTICES_MAXLEN, "*", *notice
             )
         return reply_from(data)
 

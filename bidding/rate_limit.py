@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from bidding.redis_mux import MuxScript, RedisMux
+
 # KEYS[1] the user's log; ARGV now_ms, window_ms, limit, member. Returns 0 (counted) or the ms until a bid may pass.
 SLIDING_LOG = r"""
 local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -41,9 +43,9 @@ def rate_key(user_id: int) -> str:
 class BidRateLimiter:
     """Counts a user's bid if the limit allows it; shared by every API process through Redis."""
 
-    def __init__(self, redis: aioredis.Redis, limit: RateLimit) -> None:
+    def __init__(self, redis: aioredis.Redis | RedisMux, limit: RateLimit) -> None:
         self.limit = limit
-        self._script: AsyncScript = redis.register_script(SLIDING_LOG)
+        self._script: AsyncScript | MuxScript = redis.register_script(SLIDING_LOG)
         self._members = itertools.count()
         self._process = f"{os.getpid()}-{os.urandom(3).hex()}"  # members must be unique across processes
 

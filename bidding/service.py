@@ -102,7 +102,7 @@ class BiddingService:
         self.redis = redis
         self.engine = engine
         self.rate_limit = rate_limit
-        self.rate_limiter = BidRateLimiter(redis, rate_limit)
+        self.rate_limiter = BidRateLimiter(engine.bid_path, rate_limit)  # the bid's own connection (hot path)
 
     # -- lots ----------------------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from bidding.engine import BidEngine
 from bidding.lots import BidReply, LotResult, LotRules, LotView
 from bidding.model import BidModel
+from bidding.redis_mux import RedisMux
 from hub.embedded_redis import EmbeddedRedis
 
 RedisServer = EmbeddedRedis  # kill() is kill -9; start() again reopens the same AOF
@@ -96,7 +97,16 @@ class AsyncModel:
         return self.model.view(lot_id)
 
 
-@pytest.fixture(params=["redis", "model"])
-def engine(request: pytest.FixtureRequest, redis_client: aioredis.Redis) -> BidEngine | AsyncModel:
-    """Both implementations of the rules: the Lua engine on real Redis, and the pure-Python model."""
-    return BidEngine(redis_client) if request.param == "redis" else AsyncModel()
+@pytest.fixture(params=["redis", "redis_mux", "model"])
+async def engine(
+    request: pytest.FixtureRequest, redis_client: aioredis.Redis, redis_server: RedisServer
+) -> AsyncIterator[BidEngine | AsyncModel]:
+    """Both implementations of the rules: the Lua engine on real Redis (bids through redis-py, and through the
+    API's multiplexed connection), and the pure-Python model."""
+    if request.param == "model":
+        yield AsyncModel()
+        return
+    mux = RedisMux(redis_server.url) if request.param == "redis_mux" else None
+    yield BidEngine(redis_client, mux)
+    if mux is not None:
+        await mux.aclose()
