@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import hiredis
 from redis.connection import SSLConnection, parse_url
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -115,6 +116,7 @@ class RedisMux:
                 return self._pipe
             loop = asyncio.get_running_loop()
             options = self._options
+            pipe: _Pipe | None = None
             try:
                 async with asyncio.timeout(self.connect_timeout_s):
                     if "path" in options:
@@ -126,7 +128,11 @@ class RedisMux:
                             ssl=tls,
                         )  # fmt: skip
                     await self._handshake(pipe)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ResponseError) as exc:
+                if pipe is not None and pipe.transport is not None:
+                    pipe.transport.close()
+                if isinstance(exc, ResponseError):  # AUTH or SELECT refused: the URL is wrong, not the network
+                    raise AuthenticationError(f"Redis at {self._url} refused the connection: {exc}") from exc
                 raise RedisConnectionError(f"cannot connect to Redis at {self._url}: {exc}") from exc
             self._pipe = pipe
             self._arm_watchdog()

@@ -8,11 +8,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from bidding.engine import BidEngine, bids_key
 from bidding.lots import BidReply, LotRules
 from bidding.model import BidModel
+from bidding.redis_mux import RedisMux
 from tests.bidding.conftest import T0, RedisServer
 
 Rules = Callable[..., LotRules]
@@ -24,17 +26,19 @@ def seq_of(reply: BidReply) -> int:
     return int(reply.bid_id.rsplit("-", 1)[1])
 
 
+@pytest.mark.parametrize("bid_path", ["redis_py_pool", "redis_mux"])
 async def test_200_concurrent_bidders_on_one_lot_end_as_the_model_says(
-    redis_server: RedisServer, rules_factory: Rules
+    redis_server: RedisServer, rules_factory: Rules, bid_path: str
 ) -> None:
     """200 bidders, each on its own connection, bid at the same moment (several rounds). Redis runs the scripts
     one at a time in some order; replaying the accepted bids in that order (their arrival numbers) through the
     model must give the same replies, the same rejections where the model is asked the same question, and the
-    same final lot."""
+    same final lot. With the API's multiplexed connection all 200 share one connection instead."""
     rules = rules_factory(starting_price=1000, increments=((0, 10), (5000, 50)), reserve_price=4000)
     pool = aioredis.BlockingConnectionPool.from_url(redis_server.url, max_connections=200)
     client = aioredis.Redis(connection_pool=pool)
-    engine = BidEngine(client)
+    mux = RedisMux(redis_server.url) if bid_path == "redis_mux" else None
+    engine = BidEngine(client, mux)
     await engine.arm(rules)
     generator = random.Random(20261124)
     users = list(range(1, 201))
@@ -69,17 +73,22 @@ async def test_200_concurrent_bidders_on_one_lot_end_as_the_model_says(
     finally:
         await client.aclose()
         await pool.disconnect()
+        if mux is not None:
+            await mux.aclose()
 
 
+@pytest.mark.parametrize("bid_path", ["redis_py_pool", "redis_mux"])
 async def test_kill_9_after_accepted_replies_loses_no_accepted_bid(
-    redis_server_factory: Callable[[], RedisServer], rules_factory: Rules
+    redis_server_factory: Callable[[], RedisServer], rules_factory: Rules, bid_path: str
 ) -> None:
     """ACCEPTED means durable: with appendfsync always, every bid acknowledged before kill -9 is in the lot's
-    state and its bid records after the restart, and bidding continues from there."""
+    state and its bid records after the restart, and bidding continues from there (on the multiplexed
+    connection: the same one, reconnected)."""
     server = redis_server_factory()
     rules = rules_factory(starting_price=1000, increments=((0, 100),))
     client = aioredis.Redis.from_url(server.url, max_connections=50)
-    engine = BidEngine(client)
+    mux = RedisMux(server.url) if bid_path == "redis_mux" else None
+    engine = BidEngine(client, mux)
     await engine.arm(rules)
     acknowledged: list[BidReply] = []
     stop = asyncio.Event()
@@ -108,7 +117,7 @@ async def test_kill_9_after_accepted_replies_loses_no_accepted_bid(
 
     server.start()
     client = aioredis.Redis.from_url(server.url)
-    engine = BidEngine(client)
+    engine = BidEngine(client, mux)
     try:
         records: Any = await client.xrange(bids_key(rules.lot_id))
         stored = {fields[b"bid_id"].decode() for _, fields in records}
@@ -123,3 +132,5 @@ async def test_kill_9_after_accepted_replies_loses_no_accepted_bid(
         assert seq_of(after) == view.bid_count + 1
     finally:
         await client.aclose()
+        if mux is not None:
+            await mux.aclose()
