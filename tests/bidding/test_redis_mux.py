@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bidding.redis_mux import RedisMux
