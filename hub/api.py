@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 
 from bidding import api as bidding_routes
 from bidding import lifecycle_api as bidding_lifecycle_routes
@@ -67,7 +68,10 @@ def create_app(
             if index is None:
                 await search_index.close()
 
-    app = FastAPI(title="auction-hub", version="0.1.0", lifespan=lifespan)
+    telemetry: TelemetryConfig | None = None
+    if not settings.open_telemetry:
+        telemetry = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    app = FastAPI(title="auction-hub", version="0.1.0", lifespan=lifespan, telemetry=telemetry)
     install_error_handlers(app)
     # Bids first: routes are matched in order, and a bid is the hottest write (routing was ~8% of its CPU last).
     app.include_router(bidding_routes.router)
