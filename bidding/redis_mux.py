@@ -40,7 +40,6 @@ class _Pipe(asyncio.Protocol):
         self.reader = hiredis.Reader(replyError=ResponseError)
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self.transport: asyncio.Transport | None = None
-        self.outgoing: list[bytes] = []
         self.lost: Exception | None = None
         self._on_lost = on_lost
 
@@ -71,22 +70,12 @@ class _Pipe(asyncio.Protocol):
                 future.set_exception(error)
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
-        """Queues the command; the commands of one event-loop turn go out in one write (one syscall, and one read
-        for Redis), in the order they were queued."""
         if self.transport is None or self.lost is not None:
             raise self.lost or RedisConnectionError("Redis connection is not open")
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = asyncio.get_running_loop().create_future()
         self.waiting.append((future, time.monotonic()))
-        if not self.outgoing:
-            loop.call_soon(self._flush)
-        self.outgoing.append(command)
+        self.transport.write(command)  # at once: gathering a loop turn's commands into one write cost bids/s
         return future
-
-    def _flush(self) -> None:
-        outgoing, self.outgoing = self.outgoing, []
-        if self.transport is not None and self.lost is None:
-            self.transport.write(b"".join(outgoing))
 
 
 class RedisMux:
