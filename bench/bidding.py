@@ -245,14 +245,17 @@ async def http_bids(port: int, market: Market, concurrency: int, seconds: float,
     return run
 
 
-async def script_bids(redis_url: str, market: Market, concurrency: int, seconds: float) -> Run:
+async def script_bids(redis_url: str, market: Market, concurrency: int, seconds: float, mux: bool = False) -> Run:
+    """The bid script straight from Python, through redis-py's pool or (`mux`) the API's multiplexed connection."""
     from redis.asyncio import Redis
 
     from bidding.engine import BidEngine
+    from bidding.redis_mux import RedisMux
 
     redis: Redis = Redis.from_url(redis_url, max_connections=concurrency + 4)
-    engine = BidEngine(redis)
-    run = Run("Lua script from Python", [], seconds)
+    bid_path = RedisMux(redis_url) if mux else None
+    engine = BidEngine(redis, bid_path)
+    run = Run("Lua script, redis_mux" if mux else "Lua script, redis-py", [], seconds)
     rng = random.Random(2)
     deadline = time.perf_counter() + seconds
 
@@ -273,6 +276,8 @@ async def script_bids(redis_url: str, market: Market, concurrency: int, seconds:
         await asyncio.gather(*(bidder(index) for index in range(concurrency)))
     finally:
         await redis.aclose()
+        if bid_path is not None:
+            await bid_path.aclose()
     run.seconds = time.perf_counter() - started
     return run
 
@@ -299,6 +304,7 @@ async def figure_accept(
         await http_bids(each.port, market, args.bidders, 2)  # warm-up
     http_runs: dict[str, list[Run]] = {label: [] for label in apis}
     script_runs: list[Run] = []
+    mux_script_runs: list[Run] = []
     for number in range(1, args.runs + 1):
         for label, each in apis.items():
             before = {pid: cpu_seconds(pid) for pid in (*each.worker_pids(), redis_pid, os.getpid())}
@@ -314,12 +320,17 @@ async def figure_accept(
             )
         script_runs.append(await script_bids(redis_url, market, args.bidders, args.seconds))
         print(f"  run {number}  {script_runs[-1].line()}")
+        mux_script_runs.append(await script_bids(redis_url, market, args.bidders, args.seconds, mux=True))
+        print(f"  run {number}  {mux_script_runs[-1].line()}")
     for label, runs in http_runs.items():
         print("  " + summary(label, runs))
-    print("  " + summary("Lua script", script_runs))
+    print("  " + summary("Lua script, redis-py", script_runs))
+    print("  " + summary("Lua script, redis_mux", mux_script_runs))
     lane_rate = statistics.median(r.rate for r in http_runs["HTTP, bid lane"])
     script_rate = statistics.median(r.rate for r in script_runs)
-    print(f"  HTTP (bid lane) / script throughput: {lane_rate / script_rate:.2f}")
+    mux_script_rate = statistics.median(r.rate for r in mux_script_runs)
+    print(f"  HTTP (bid lane) / script throughput: {lane_rate / script_rate:.2f} (redis-py), "
+          f"{lane_rate / mux_script_rate:.2f} (redis_mux)")  # fmt: skip
     if routes_api:
         routes_rate = statistics.median(r.rate for r in http_runs["HTTP, routes + redis-py"])
         print(f"  bid lane + mux / routes + redis-py throughput: {lane_rate / routes_rate:.2f}")

@@ -12,9 +12,9 @@ outside the lot's hash slot, so it is written outside the script and is best eff
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
@@ -163,7 +163,7 @@ class BidEngine:
             keys=keys,
             args=[str(user_id), str(amount), kind, str(now_ms), currency, "1" if idem else "0"],
         )
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         outbid = data.pop("outbid_user_id", None)
         if fresh and outbid is not None:
             notice = ("type", "outbid", "lot_id", lot_id, "price", data["current_price"], "at_ms", now_ms)
@@ -175,7 +175,7 @@ class BidEngine:
     async def retract(self, lot_id: int, user_id: int, *, now_ms: int) -> BidReply:
         """Withdraw a pre-bid maximum (only while the lot is scheduled)."""
         raw = await self._retract(keys=self._keys(lot_id), args=[str(user_id), str(now_ms)])
-        return reply_from(json.loads(raw))
+        return reply_from(orjson.loads(raw))
 
     async def open_due(self, lot_id: int, now_ms: int) -> bool:
         """Open a scheduled lot whose start has passed; True when this call opened it."""
@@ -186,7 +186,7 @@ class BidEngine:
         raw = await self._close(keys=self._keys(lot_id), args=[str(now_ms)])
         if raw is None:
             return None
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         return LotResult(
             lot_id=lot_id,
             outcome=data["outcome"],
