@@ -41,7 +41,9 @@ class BidLane:
             await self.app(scope, receive, send)
             return
         body, disconnected = await _read_body(receive)
-        bid = None if disconnected else _well_formed_bid(scope, route, body)
+        if disconnected:  # gone before its body arrived: no bid, no one to answer
+            return
+        bid = _well_formed_bid(scope, route, body)
         if bid is None:
             await self.app(scope, _replay(body, receive), send)
             return

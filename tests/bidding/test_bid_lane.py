@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bidding.bid_lane import _bid_route, _well_formed_bid
+from bidding.bid_lane import BidLane, _bid_route, _well_formed_bid
 from tests.bidding.live_server import RATE_LIMIT, LiveApi, live_api, live_auction
 from tests.marketplace.test_auctions import Market
 
@@ -144,3 +144,24 @@ async def test_a_bid_the_lane_passes_on_keeps_its_body(market: Market) -> None:
     chunks[-1] = b', "amount": 12000, "currency": "USD"}'
     accepted = await market.client.post(url, content=chunked(), headers=headers)
     assert accepted.json()["status"] == "ACCEPTED"
+
+
+async def test_a_client_gone_mid_body_places_no_bid_and_gets_no_reply(api: LiveApi) -> None:
+    inner_calls: list[object] = []
+    sent: list[object] = []
+    messages: Iterator[dict[str, Any]] = iter(
+        [{"type": "http.request", "body": b'{"amount": 120', "more_body": True}, {"type": "http.disconnect"}]
+    )
+
+    async def inner(*args: object) -> None:
+        inner_calls.append(args)
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: object) -> None:
+        sent.append(message)
+
+    headers = {"Authorization": "Bearer x", "Content-Type": "application/json"}
+    await BidLane(inner)(scope(api, "/api/v1/lots/1/bids", headers), receive, send)
+    assert inner_calls == sent == []
