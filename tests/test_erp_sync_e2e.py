@@ -147,21 +147,22 @@ def test_an_erp_outage_leaves_search_up_and_the_backlog_drains(erp_stack: ErpSta
         conn.close()
 
     erp_stack.proxy.cut()
-    thread = threading.Thread(target=erp_writes)
-    thread.start()
-    wait_until(lambda: erp_stack.erp_health().get("status") == "degraded", timeout=30, what="health degraded")
-    health = erp_stack.erp_health()
-    assert health["component"] == "erp"
-    assert health["reason"]
-    thread.join()
-    # Search and details keep answering from the index; the connector stays alive and does not spin.
-    assert erp_stack.searchable(vehicles[0], q="corolla")
-    assert erp_stack.vehicle(vehicles[0])[0] == 200
-    assert erp_stack.erp_connector.alive()
-    failures = erp_stack.erp_health()["counters"].get("erp_failures", 0)
-    assert failures < 20, "a busy loop retries far more often than its back-off allows"
-
-    erp_stack.proxy.restore()
+    try:
+        thread = threading.Thread(target=erp_writes)
+        thread.start()
+        wait_until(lambda: erp_stack.erp_health().get("status") == "degraded", timeout=30, what="health degraded")
+        health = erp_stack.erp_health()
+        assert health["component"] == "erp"
+        assert health["reason"]
+        thread.join()
+        # Search and details keep answering from the index; the connector stays alive and does not spin.
+        assert erp_stack.searchable(vehicles[0], q="corolla")
+        assert erp_stack.vehicle(vehicles[0])[0] == 200
+        assert erp_stack.erp_connector.alive()
+        failures = erp_stack.erp_health()["counters"].get("erp_failures", 0)
+        assert failures < 20, "a busy loop retries far more often than its back-off allows"
+    finally:
+        erp_stack.proxy.restore()  # also when this test fails: the module's next tests need the link
     wait_until(lambda: erp_stack.erp_health().get("status") == "ok", timeout=30, what="health ok again")
     for vehicle_id, i in zip(vehicles, range(len(vins)), strict=True):
         erp_stack.wait_vehicle(vehicle_id, lambda b, i=i: inventory(b).get("stock_number") == f"S-OUT-{i}", 60)

@@ -37,7 +37,8 @@ class TcpProxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def cut(self) -> None:
-        listener, self._listener = self._listener, None
+        with self._lock:
+            listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
@@ -47,6 +48,10 @@ class TcpProxy:
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                # close() alone does not wake the pipe thread blocked in recv() on it, so the socket (and the
+                # client's connection) lived on until the next byte arrived; shutdown() ends the recv at once.
+                connection.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 connection.close()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -62,6 +67,10 @@ class TcpProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
+                if self._listener is not listener:  # cut while this one was being set up: it must not outlive the cut
+                    client.close()
+                    upstream.close()
+                    return
                 self._connections.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
