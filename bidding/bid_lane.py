@@ -29,6 +29,7 @@ AUCTION_BID_PATH = re.compile(r"/api/v1/auctions/([1-9][0-9]{0,18})/bid")
 MAX_ROW_ID = 2**62  # the routes' path bound (bidding.api.RowId)
 MAX_IDEMPOTENCY_KEY = 200
 JSON_HEADERS = [(b"content-type", b"application/json")]
+LANE_HEADERS = frozenset((b"authorization", b"idempotency-key", b"content-type"))
 
 
 class BidLane:
@@ -87,17 +88,17 @@ def _well_formed_bid(scope: Scope, route: tuple[Literal["lot", "auction"], int],
     accounts: Accounts | None = getattr(state, "accounts", None)
     if service is None or accounts is None:
         return None
-    token = idempotency_key = None
-    json_body = False
+    headers: dict[bytes, bytes] = {}
     for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, credentials = value.partition(b" ")
-            token = credentials.decode("latin-1") if scheme.lower() == b"bearer" and credentials else None
-        elif name == b"idempotency-key":
-            idempotency_key = value.decode("latin-1")
-        elif name == b"content-type":
-            json_body = _is_json(value)
-    if not json_body or token is None or (idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY):
+        if name in LANE_HEADERS and name not in headers:  # the first of repeated headers, as Starlette reads them
+            headers[name] = value
+    scheme, _, credentials = headers.get(b"authorization", b"").partition(b" ")
+    token = credentials.decode("latin-1") if scheme.lower() == b"bearer" and credentials else None
+    raw_key = headers.get(b"idempotency-key")
+    idempotency_key = None if raw_key is None else raw_key.decode("latin-1")
+    if not _is_json(headers.get(b"content-type", b"")) or token is None:
+        return None
+    if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
         return None
     kind, path_id = route
     model = LotBidIn if kind == "lot" else AuctionBidIn

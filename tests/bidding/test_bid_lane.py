@@ -84,6 +84,10 @@ async def test_only_well_formed_bids_are_served_by_the_lane(market: Market, api:
     for headers, payload in refused:
         assert not served(headers, payload), (headers, payload)
     assert not served(json_headers, body, ("auction", 3))  # the auction path needs the seed's userId
+    tokens = [(b"authorization", b"Bearer not-a-token"), (b"authorization", f"Bearer {buyer.access_token}".encode())]
+    repeated = scope(api, "/", {"Content-Type": "application/json"})
+    repeated["headers"] += tokens
+    assert _well_formed_bid(repeated, ("lot", 1), body) is None  # Starlette reads the first: so does the lane
 
     api.app.state.bid_lane = False
     assert not served(json_headers)
