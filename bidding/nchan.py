@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 
 from bidding.engine import events_key, lot_key
 from bidding.feed import StreamId, format_stream_id, parse_stream_id, public_event
+from bidding.redis_mux import RedisMux
 from bidding.settings import NchanSettings
 from hub.broker import wait_for_port
 
@@ -269,6 +270,11 @@ def message_of(lot_id: int, raw_id: Any, raw_fields: dict[Any, Any]) -> tuple[st
     return fields.get("type", "price"), json.dumps(body, separators=(",", ":")).encode()
 
 
+def _field_map(raw: Any) -> dict[Any, Any]:
+    """A stream entry's fields: redis-py replies a dict, a raw reply (RedisMux) a flat [field, value, ...] list."""
+    return raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2], strict=True))
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -290,6 +296,9 @@ class NchanPublisher:
 
     redis: Redis
     port: NchanPort
+    # The connection of the XREAD over every lot: redis-py packs a command's arguments in Python, which for the
+    # thousands of keys and ids of one read was most of the publisher's CPU; `RedisMux` packs them in C (hiredis).
+    reader: Redis | RedisMux | None = None
     buffer_length: int = 200
     discover_s: float = 1.0
     lease_ms: int = 10_000
@@ -367,8 +376,8 @@ class NchanPublisher:
         ids = [b"%d-%d" % self.cursors[lot] for lot in lots]
         # COUNT is per stream: bound the whole reply (a first look at many lots with history could be huge).
         count = max(1, min(self.batch, self.batch * 4 // len(lots)))
-        args = ("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *keys, *ids)
-        result: Any = await self.redis.execute_command(*args)
+        args: tuple[str | bytes | int, ...] = ("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *keys, *ids)
+        result: Any = await (self.reader or self.redis).execute_command(*args)
         batch: list[tuple[Message, StreamId]] = []
         for key, entries in result or []:
             matched = _EVENTS_KEY.match(_text(key))
@@ -376,7 +385,7 @@ class NchanPublisher:
                 continue
             lot_id = int(matched.group(1))
             for raw_id, raw_fields in entries:
-                event, body = message_of(lot_id, raw_id, raw_fields)
+                event, body = message_of(lot_id, raw_id, _field_map(raw_fields))
                 batch.append((Message(lot_id, event, body), _stream(raw_id)))
         if not batch:
             return 0
@@ -426,14 +435,16 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 async def run_publisher(redis_url: str, settings: NchanSettings, stop: asyncio.Event) -> None:
     """`auction-hub nchan publish`: the publisher against the configured Redis and nchan."""
     redis: Redis = Redis.from_url(redis_url)
+    reader = RedisMux(redis_url, reply_timeout_s=settings.nchan_discover_s + 10)  # its XREAD blocks up to discover_s
     port = NchanHttp(f"http://127.0.0.1:{settings.nchan_publish_port}")
     publisher = NchanPublisher(
-        redis, port, buffer_length=settings.nchan_buffer_length, discover_s=settings.nchan_discover_s
+        redis, port, reader, buffer_length=settings.nchan_buffer_length, discover_s=settings.nchan_discover_s
     )
     try:
         await publisher.run(stop)
     finally:
         await port.aclose()
+        await reader.aclose()
         await redis.aclose()
 
 

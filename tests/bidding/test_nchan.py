@@ -28,6 +28,7 @@ from bidding.nchan import (
     published_key,
     render_config,
 )
+from bidding.redis_mux import RedisMux
 from bidding.settings import NchanSettings
 from hub.broker import free_port
 from tests.bidding.conftest import RedisServer
@@ -87,22 +88,25 @@ class Publishers:
     def __init__(self, api: LiveApi, nginx: NginxProcess) -> None:
         self.api = api
         self.nginx = nginx
-        self.running: list[tuple[asyncio.Task[None], asyncio.Event, aioredis.Redis, NchanHttp]] = []
+        self.running: list[tuple[asyncio.Task[None], asyncio.Event, aioredis.Redis, RedisMux, NchanHttp]] = []
 
     def start(self) -> NchanPublisher:
+        """As `auction-hub nchan publish` runs it: its XREAD on a RedisMux, the rest on redis-py."""
         redis: aioredis.Redis = aioredis.Redis.from_url(self.api.redis.url)
+        reader = RedisMux(self.api.redis.url)
         port = NchanHttp(self.nginx.publisher_url)
-        publisher = NchanPublisher(redis, port, buffer_length=50, discover_s=0.1)
+        publisher = NchanPublisher(redis, port, reader, buffer_length=50, discover_s=0.1)
         stop = asyncio.Event()
-        self.running.append((asyncio.create_task(publisher.run(stop)), stop, redis, port))
+        self.running.append((asyncio.create_task(publisher.run(stop)), stop, redis, reader, port))
         return publisher
 
     async def stop_all(self) -> None:
         while self.running:
-            task, stop, redis, port = self.running.pop()
+            task, stop, redis, reader, port = self.running.pop()
             stop.set()
             await asyncio.wait_for(task, 10)
             await port.aclose()
+            await reader.aclose()
             await redis.aclose()
 
 
@@ -298,16 +302,19 @@ class RecordingPort:
         return len(messages)
 
 
+@pytest.mark.parametrize("reader", ["redis_py", "redis_mux"])
 async def test_armed_lots_are_watched_before_their_first_event_and_closed_ones_dropped(
-    redis_server_factory: Callable[[], RedisServer],
+    redis_server_factory: Callable[[], RedisServer], reader: str
 ) -> None:
     # Its own server: the publisher watches every armed lot, and other tests arm lots on the shared one.
-    redis_client = aioredis.Redis.from_url(redis_server_factory().url)
+    server = redis_server_factory()
+    redis_client = aioredis.Redis.from_url(server.url)
+    mux = RedisMux(server.url) if reader == "redis_mux" else None
     lot = 987_001
     await redis_client.delete(events_key(lot), published_key(lot), lot_key(lot, "state"))
     await redis_client.hset(lot_key(lot, "state"), mapping={"status": "open", "lot_id": str(lot)})
     port = RecordingPort()
-    publisher = NchanPublisher(redis_client, port)
+    publisher = NchanPublisher(redis_client, port, mux)
     assert lot in await publisher.discover()  # armed, no event stream yet
     reading = asyncio.create_task(publisher.publish_once(block_ms=5000))
     await asyncio.sleep(0.1)
@@ -328,3 +335,5 @@ async def test_armed_lots_are_watched_before_their_first_event_and_closed_ones_d
     assert lot in again.finished
     assert lot not in again.cursors
     await redis_client.aclose()
+    if mux is not None:
+        await mux.aclose()
