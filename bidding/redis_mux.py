@@ -1,10 +1,11 @@
-"""Many concurrent callers' Redis commands over one connection, for the bid path.
+"""Many concurrent callers' Redis commands over one connection, for the hot paths (bids, the nchan publisher).
 
 Redis answers the commands of a connection in the order it received them, so one connection can carry every
 in-flight command of a process: each is written as it comes and a FIFO of futures takes the replies in order
 (pipelining without batching by the caller). On the bid path this replaced redis-py's per-command machinery
 (a pool checkout, a retry wrapper and a timeout task around every read), which had become half of the API
-worker's CPU per bid; Redis gains too, reading many commands per wake-up.
+worker's CPU per bid; and hiredis packs a command's arguments in C, where redis-py packs them in Python (the
+publisher's XREAD names thousands of streams).
 
 A lost connection fails every command in flight with `redis.exceptions.ConnectionError` and the next command
 reconnects; a reply overdue by `reply_timeout_s` fails them with `redis.exceptions.TimeoutError` (one timer per
@@ -50,6 +51,10 @@ class _Pipe(asyncio.Protocol):
         self.reader.feed(data)
         waiting = self.waiting
         while (reply := self.reader.gets()) is not False:
+            if not waiting:  # only after the callers were failed (timeout, close): this connection is done
+                if self.transport is not None:
+                    self.transport.abort()
+                return
             future, _ = waiting.popleft()
             if future.done():
                 continue
