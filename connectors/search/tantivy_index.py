@@ -8,8 +8,8 @@ Each document is stored whole as the JSON `VehicleDocument` (`doc`, so `get` ret
 written) beside indexed copies of the fields search needs:
 
 - `id`: raw term, stored and fast (term lookups, a stable tie-breaker for cursors);
-- `<field>_text` / `description`: tokenized text (ASCII-folded, lowercased, positions kept for phrase and
-  prefix queries);
+- `<field>_text` / `description`: tokenized text (ASCII-folded, lowercased; document ids only, for the term,
+  fuzzy and prefix queries of `search`, all scored as constants);
 - keyword fields (`fields.KEYWORD_FIELDS`): raw terms, fast, for filters and terms facets;
 - numeric fields (`fields.NUMERIC_FIELDS`): indexed and fast, for ranges, sorts and range buckets;
 - `visible` (searchable: not deleted, searchable status) and `deleted`, both indexed and fast;
@@ -73,7 +73,7 @@ from connectors.search.tantivy_sorting import cursor_key, document_sort_keys, id
 from schemas.geo import EARTH_RADIUS_KM, haversine_km
 from schemas.vehicle import VehicleDocument
 
-SCHEMA_VERSION = 4  # 3: vin_key; 4: sort keys fast-only
+SCHEMA_VERSION = 5  # 3: vin_key; 4: sort keys fast-only; 5: text fields without frequencies and positions
 TEXT_TOKENIZER = "vehicle_text"
 # Indexed name of each full-text source (the keyword field keeps the plain name).
 TEXT_FIELDS: dict[str, str] = {
@@ -121,7 +121,9 @@ def build_schema() -> tantivy.Schema:
     builder.add_text_field("id", stored=True, fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_bytes_field("doc", stored=True, indexed=False)
     for text_field in TEXT_FIELDS.values():
-        builder.add_text_field(text_field, tokenizer_name=TEXT_TOKENIZER, index_option="position")
+        # Document ids only: every text query is term-level (exact, fuzzy, prefix) under a constant score, so
+        # frequencies and positions were written, merged and never read.
+        builder.add_text_field(text_field, tokenizer_name=TEXT_TOKENIZER, index_option="basic")
     for name in KEYWORD_FIELDS:
         builder.add_text_field(name, fast=True, tokenizer_name="raw", index_option="basic")
     for name in INTEGER_FIELDS:
