@@ -74,9 +74,10 @@ def _bid_route(scope: Scope) -> tuple[Literal["lot", "auction"], int] | None:
         kind = "auction"
     else:
         return None
-    if match is None or int(match.group(1)) > MAX_ROW_ID:
+    row_id = None if match is None else int(match.group(1))
+    if row_id is None or row_id > MAX_ROW_ID:
         return None
-    return kind, int(match.group(1))
+    return kind, row_id
 
 
 def _well_formed_bid(scope: Scope, route: tuple[Literal["lot", "auction"], int], body: bytes) -> _Bid | None:

@@ -31,6 +31,7 @@ class EmbeddedRedis:
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()  # more redis-server options, e.g. ("--requirepass", "...") for a test
 
     @property
     def url(self) -> str:
@@ -43,6 +44,7 @@ class EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
         args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"]
+        args += self.extra_args
         log = (self.directory / "redis.log").open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - our own argv
         if not wait_for_port("127.0.0.1", self.port, timeout):

@@ -26,7 +26,8 @@ def app_from_environment() -> FastAPI:
 # Python's default (700, 10, 10) promotes the objects of requests and SSE deliveries in flight at each young
 # collection; with 2,000 SSE connections (~200 tracked objects each) the full collections this set off took 230-340 ms
 # each, 18 in one bench (every bid -> screen tail past 100 ms). A young generation of 20,000 lets them die young:
-# no full collection in the same bench, p99 42.8 vs 127-166 ms (README, Performance).
+# no full collection in the same bench; p99 (median of 3 runs) 42.8 and 53.5 ms in two benches vs 127-166 ms before
+# (README, Performance).
 API_GC_THRESHOLDS = (20_000, 10, 10)
 
 

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bidding.redis_mux import RedisMux
-from hub.broker import free_port
-from hub.embedded_redis import redis_server_binary
 from tests.bidding.conftest import RedisServer
 
 
@@ -100,25 +95,11 @@ async def test_a_killed_server_fails_calls_in_flight_then_the_connection_comes_b
 
 @pytest.fixture
 def password_redis(tmp_path: Path) -> Iterator[int]:
-    binary = redis_server_binary()
-    if binary is None:
-        pytest.skip("needs redis-server")
-    port = free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--requirepass", "s3cret-bids"]
-    process = subprocess.Popen([*command, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)  # noqa: S603
+    server = RedisServer(tmp_path, extra_args=("--requirepass", "s3cret-bids")).start()
     try:
-        client = redis.Redis(port=port, password="s3cret-bids")
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        client.close()
-        yield port
+        yield server.port
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 async def test_password_and_database_come_from_the_url(password_redis: int) -> None:
