@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import faust
 
+from streams.flow_control import ReplayingApp
 from streams.kafka_transport import broker_url
 
 
 def probe_app(app_id: str, bootstrap: str, **settings: Any) -> faust.App:
-    """A Faust app on the worker's transport, reading from the earliest offset, with short group timeouts."""
-    return faust.App(
+    """A Faust app like the worker's (its transport, and records faust drops from its stream buffers read again),
+    reading from the earliest offset, with short group timeouts."""
+    return ReplayingApp(
         app_id,
         broker=broker_url(bootstrap, 20),
         store="memory://",
@@ -31,6 +34,7 @@ def say(line: str) -> None:
 
 
 def run_worker(app: faust.App) -> None:
-    worker = faust.Worker(app, loglevel="warning", redirect_stdouts=False)
+    loglevel = os.environ.get("PROBE_LOGLEVEL", "warning")
+    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.spinner = None
     worker.execute_from_commandline()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -37,22 +38,31 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[str, Any]]) ->
         await producer.stop()
 
 
-def run_probe(broker: EmbeddedBroker, app_id: str, topic: str, mode: str, expected: int) -> str:
+def run_probe(broker: EmbeddedBroker, log_dir: Path, app_id: str, topic: str, mode: str, expected: int) -> str:
+    """Run the probe; its log (at INFO) is kept in a file, so a probe that hangs still tells where."""
     args = [broker.bootstrap_servers, app_id, topic, mode, str(expected)]
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.streams.table_probe", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    log_path = log_dir / f"probe-{mode}.log"
+    with log_path.open("w") as log:
+        probe = subprocess.Popen(
+            [sys.executable, "-m", "tests.streams.table_probe", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PROBE_LOGLEVEL": "info"},
+        )
+        try:
+            stdout, _ = probe.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            probe.kill()
+            probe.communicate()
+            pytest.fail(f"the {mode} probe did not finish in 120 s; its log ends:\n{log_path.read_text()[-6000:]}")
+    assert probe.returncode == 0, log_path.read_text()[-6000:]
+    return stdout
 
 
 @pytest.mark.parametrize("mode", ["bulk", "faust"])
-def test_a_restarted_worker_recovers_every_table_write(kafka_broker: EmbeddedBroker, mode: str) -> None:
+def test_a_restarted_worker_recovers_every_table_write(kafka_broker: EmbeddedBroker, tmp_path: Path, mode: str) -> None:
     bootstrap = kafka_broker.bootstrap_servers
     topic, app_id = f"table-in-{uuid.uuid4().hex[:8]}", f"table-probe-{uuid.uuid4().hex[:8]}"
     asyncio.run(ensure_topics(bootstrap, [topic], 2))
@@ -60,10 +70,10 @@ def test_a_restarted_worker_recovers_every_table_write(kafka_broker: EmbeddedBro
     records += [("VIN3", None), ("VIN4", {"n": 44}), ("VIN59", None)]  # a delete, an overwrite, a last delete
     asyncio.run(produce(bootstrap, topic, records))
 
-    assert "stored" in run_probe(kafka_broker, app_id, topic, mode, len(records))
+    assert "stored" in run_probe(kafka_broker, tmp_path, app_id, topic, mode, len(records))
 
     asyncio.run(produce(bootstrap, topic, [("VIN0", {"marker": True})]))
-    out = run_probe(kafka_broker, app_id, topic, "read", 1)
+    out = run_probe(kafka_broker, tmp_path, app_id, topic, "read", 1)
     recovered = json.loads(out.split("table ", 1)[1])
     expected: dict[str, Any] = {}
     for key, value in records:
