@@ -277,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         log.error("%s", exc)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C, or `up` stopping its children, at a moment the command has no handler of its own yet (still
+        # importing, say) or after one shut it down and raised it again (uvicorn): a stop, not a fault.
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

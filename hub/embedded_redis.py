@@ -46,7 +46,8 @@ class EmbeddedRedis:
         args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"]
         args += self.extra_args
         log = (self.directory / "redis.log").open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - our own argv
+        # Own session: a terminal's Ctrl-C on `auction-hub up` must not stop Redis before the bid service.
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
         if not wait_for_port("127.0.0.1", self.port, timeout):
             self.stop()
             raise RedisStartError(f"redis-server did not listen on {self.port}; see {self.directory / 'redis.log'}")

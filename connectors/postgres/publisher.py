@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -14,6 +15,26 @@ from connectors.postgres.envelope import ALL_PARTITIONS, Record
 from hub.topics import ensure_topics, partition_for_key
 
 log = logging.getLogger(__name__)
+
+AIOKAFKA_SENDER_LOG = "aiokafka.producer.sender"
+
+
+class _InitProducerIdRefusal(logging.Filter):
+    """Drops aiokafka's ERROR for a refused InitProducerId: the publisher falls back and says so as a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unexpected error during InitProducerIdRequest")
+
+
+@contextmanager
+def _idempotence_probe_quiet() -> Iterator[None]:
+    sender_log = logging.getLogger(AIOKAFKA_SENDER_LOG)
+    refusal = _InitProducerIdRefusal()
+    sender_log.addFilter(refusal)
+    try:
+        yield
+    finally:
+        sender_log.removeFilter(refusal)
 
 
 class Publisher(Protocol):
@@ -67,7 +88,8 @@ class KafkaPublisher:
 
     async def _start_either(self, compression_type: str | None) -> AIOKafkaProducer:
         try:
-            return await self._start_producer(compression_type, idempotent=True)
+            with _idempotence_probe_quiet():
+                return await self._start_producer(compression_type, idempotent=True)
         except (UnsupportedVersionError, KafkaError) as exc:
             log.warning("broker refused an idempotent producer (%s); using acks=all without it", exc)
             return await self._start_producer(compression_type, idempotent=False)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from connectors.postgres.envelope import Record
@@ -47,3 +49,24 @@ async def test_without_a_bulk_compression_one_producer_serves_both(kafka_broker:
         assert publisher._bulk_producer is None  # noqa: SLF001
     finally:
         await publisher.close()
+
+
+async def test_a_broker_refusing_idempotence_is_one_warning_not_an_error(
+    kafka_broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tansu refuses InitProducerId: the publisher falls back to plain acks=all, and says so once, as a warning
+    (aiokafka's own ERROR for it would alarm an operator reading `make up`'s output for nothing)."""
+    caplog.set_level(logging.INFO)
+    publisher = KafkaPublisher(kafka_broker.bootstrap_servers)
+    await publisher.start()
+    try:
+        assert not publisher.producer._txn_manager  # noqa: SLF001 - fell back: no idempotence
+        topic = f"publisher-{uuid.uuid4().hex[:8]}"
+        await publisher.ensure_topics([topic], 1)
+        await (await publisher.publish([Record(topic, b"k", b"v")]))
+    finally:
+        await publisher.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("broker refused an idempotent producer" in message for message in warnings)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert logging.getLogger("aiokafka.producer.sender").filters == []  # the filter lasts only for the attempt
