@@ -207,6 +207,12 @@ async def lot_history(conn: Connection, lot_id: int) -> list[dict[str, Any]]:
     return list(await cursor.fetchall())
 
 
+async def bid_count(conn: Connection, lot_id: int) -> int:
+    """Every bid PostgreSQL holds for the lot, live bidding's and those from before it."""
+    row = await (await conn.execute("SELECT count(*) AS n FROM bids WHERE lot_id = %s", (lot_id,))).fetchone()
+    return int(row["n"]) if row is not None else 0
+
+
 async def lot_result(conn: Connection, lot_id: int, *, for_update: bool = False) -> dict[str, Any] | None:
     lock = " FOR UPDATE OF r" if for_update else ""
     cursor = await conn.execute(

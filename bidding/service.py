@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bidding import bid_store
 from bidding.engine import BidEngine
-from bidding.lots import BidKind, BidReply, LotRules, LotView, Rejection
+from bidding.lots import BidKind, BidReply, LotRules, LotStatus, LotView, Rejection
 from bidding.rate_limit import BidRateLimiter, RateLimit
 from bidding.rebuild import RebuildError, arm_or_rebuild
 from hub.errors import AppError, Conflict, Forbidden, InvalidParameter, NotFound, ServiceUnavailable
@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 
 BIDDER_ROLES = ("buyer", "dealer")  # dealers buy from other dealers; never on their own lots (engine: OWN_LOT)
 AUCTION_CURRENCY = "USD"  # the marketplace schema prices every auction in US dollars
+
+
+class LotSettled(Conflict):
+    def __init__(self, lot_id: int, status: str) -> None:
+        super().__init__(f"lot {lot_id} has closed ({status.replace('_', ' ')}); it takes no more bids")
 
 
 class TooManyRequests(AppError):
@@ -69,7 +74,8 @@ def rules_from_row(row: dict[str, Any]) -> LotRules:
 
 LOT_RULES_SQL = (
     "SELECT l.id, l.auction_id, l.starting_price, l.reserve_price, l.buy_now_price, l.min_increment, "
-    f"l.bid_increments, l.status AS lot_status, a.starts_at, a.ends_at, ({EFFECTIVE_STATUS}) AS auction_status, "
+    f"l.bid_increments, l.status AS lot_status, l.current_bid, a.starts_at, a.ends_at, "
+    f"({EFFECTIVE_STATUS}) AS auction_status, "
     "d.owner_id FROM auction_lots l JOIN auctions a ON a.id = l.auction_id JOIN dealers d ON d.id = a.dealer_id "
     "WHERE l.id = %s"
 )
@@ -77,6 +83,33 @@ LOT_RULES_SQL = (
 
 async def lot_rules_row(conn: Connection, lot_id: int) -> dict[str, Any] | None:
     return await (await conn.execute(LOT_RULES_SQL, (lot_id,))).fetchone()
+
+
+SETTLED_LOT_STATUSES = ("sold", "unsold", "if_bid")
+
+
+def settled_outside_engine(row: dict[str, Any], history: Sequence[dict[str, Any]], closed_ms: int | None) -> bool:
+    """A lot PostgreSQL holds as decided whose bids live bidding never took (imported history, the demo data's past
+    auctions): there is nothing to replay, and arming it would show it as if its auction were still to come."""
+    return row["lot_status"] in SETTLED_LOT_STATUSES and not history and closed_ms is None
+
+
+def settled_view(row: dict[str, Any], bid_count: int) -> LotView:
+    """What PostgreSQL records of such a lot, as buyers see any closed lot."""
+    price = to_cents(row["current_bid"] if row["current_bid"] is not None else row["starting_price"])
+    reserve = None if row["reserve_price"] is None else to_cents(row["reserve_price"])
+    return LotView(
+        lot_id=int(row["id"]),
+        status=LotStatus.CLOSED,
+        current_price=price,
+        min_next_bid=price,
+        bid_count=bid_count,
+        leader_number=None,
+        reserve_met=reserve is None or (row["current_bid"] is not None and price >= reserve),
+        has_reserve=reserve is not None,
+        ends_at_ms=to_ms(row["ends_at"]),
+        currency=AUCTION_CURRENCY,
+    )
 
 
 async def auction_lot_rows(conn: Connection, auction_id: int) -> list[dict[str, Any]]:
@@ -135,6 +168,8 @@ class BiddingService:
             raise NotFound(f"no lot {lot_id}")
         if row["auction_status"] == "cancelled" or row["lot_status"] == "withdrawn":
             raise Conflict(f"lot {lot_id} is withdrawn: its auction was cancelled")
+        if settled_outside_engine(row, history, closed_ms):
+            raise LotSettled(lot_id, row["lot_status"])
         rules = rules_from_row(row)
         try:
             await arm_or_rebuild(self.engine, rules, history, closed_ms)
@@ -174,11 +209,22 @@ class BiddingService:
         async with redis_available():
             view = await self.engine.view(lot_id)
             if view is None:
-                await self.arm(lot_id)
+                try:
+                    await self.arm(lot_id)
+                except LotSettled:
+                    return await self.settled_view(lot_id)
                 view = await self.engine.view(lot_id)
         if view is None:
             raise NotFound(f"no lot {lot_id}")
         return view
+
+    async def settled_view(self, lot_id: int) -> LotView:
+        async with transaction(self.pool) as conn:
+            row = await lot_rules_row(conn, lot_id)
+            bid_count = await bid_store.bid_count(conn, lot_id)
+        if row is None:
+            raise NotFound(f"no lot {lot_id}")
+        return settled_view(row, bid_count)
 
     # -- bids ----------------------------------------------------------------------------------------------------
 

@@ -196,3 +196,37 @@ async def test_refusals_userid_role_currency_unknown_closed_and_bad_bodies(marke
     )
     assert (closed.json()["status"], closed.json()["reason"]) == ("REJECTED", "closed")
     assert api.base_url
+
+
+async def test_a_lot_settled_before_live_bidding_shows_as_closed_at_its_recorded_price(market: Market) -> None:
+    """Lots PostgreSQL holds as sold with bids live bidding never took (imported history, the demo's past auctions):
+    the lot, its auction's stream and a bid all say it closed, at the price on record, not as a sale still to come."""
+    auction, _ = await live_auction(market)
+    buyer, other = await market.member(), await market.member()
+    market.shift_schedule(auction["id"], timedelta(days=-3), timedelta(days=-2))
+    market.bid(auction["id"], buyer, 11_000)
+    market.bid(auction["id"], other, 12_500)
+    market.sql("UPDATE auction_lots SET status = 'sold', current_bid = 12500 WHERE auction_id = %s", (auction["id"],))
+    lot_id = auction["lots"][0]["id"]
+
+    lot = await market.client.get(f"/api/v1/lots/{lot_id}")
+    assert lot.status_code == 200, lot.text
+    assert {key: lot.json()[key] for key in ("status", "currentPrice", "bidCount", "leader")} == {
+        "status": "closed",
+        "currentPrice": 12_500.0,
+        "bidCount": 2,
+        "leader": None,
+    }
+    async with market.client.stream("GET", f"/api/v1/auctions/{auction['id']}/stream") as stream:
+        lines = stream.aiter_lines()
+        async for line in lines:
+            if line == "event: snapshot":
+                break
+        data = await anext(lines)
+    assert '"status":"closed"' in data.replace(" ", "") and "12500" in data
+
+    bid = await market.client.post(f"/api/v1/lots/{lot_id}/bids", json={"amount": 20_000, "currency": "USD"},
+                                   headers=buyer.headers)  # fmt: skip
+    assert bid.status_code == 409, bid.text
+    assert bid.json()["error"]["message"] == f"lot {lot_id} has closed (sold); it takes no more bids"
+    assert (await market.client.get(f"/api/v1/lots/{lot_id}")).json()["status"] == "closed"  # still not armed
