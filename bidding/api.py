@@ -166,6 +166,7 @@ async def start_bidding(app: FastAPI, pool: AsyncConnectionPool[Connection], set
         queue_size=settings.sse_queue_size,
         max_life_s=settings.sse_max_life_s,
         retry_ms=settings.sse_retry_ms,
+        block_ms=settings.stream_block_ms(FeedConfig.block_ms),
     )
     hub = FeedHub(redis, feed)
     rate_limit = RateLimit(settings.bid_rate_limit, settings.bid_rate_window_s)

@@ -54,7 +54,7 @@ async def run_persister(settings: BidLifecycleSettings, stop: asyncio.Event) -> 
                 sink,
                 consumer=settings.persister_consumer,
                 batch_size=settings.persister_batch,
-                block_ms=settings.persister_block_ms,
+                block_ms=settings.stream_block_ms(settings.persister_block_ms),
                 claim_idle_ms=settings.persister_claim_idle_ms,
             )
             log.info("bid persister %s: Redis bids streams -> PostgreSQL + %s", persister.consumer, sink.topic)

@@ -20,13 +20,27 @@ class BiddingSettings(HubSettings):
     redis_pool_timeout_s: float = Field(
         default=5.0, gt=0, le=60, description="How long a request waits for a free Redis connection when all are busy."
     )
+    redis_socket_timeout_s: float = Field(
+        default=5.0,
+        ge=1,
+        le=300,
+        description="A Redis reply overdue by this long fails the command; blocking stream reads block for less.",
+    )
 
     def redis_client(self) -> Redis:
         """A client whose pool makes callers wait for a free connection (redis-py's default pool refuses at once)."""
         pool = BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=self.redis_max_connections, timeout=self.redis_pool_timeout_s
+            self.redis_url,
+            max_connections=self.redis_max_connections,
+            timeout=self.redis_pool_timeout_s,
+            socket_timeout=self.redis_socket_timeout_s,
         )
         return Redis(connection_pool=pool)
+
+    def stream_block_ms(self, wanted_ms: int) -> int:
+        """An XREAD BLOCK that returns before the socket timeout fires: one as long as the timeout raced it, and
+        every idle stream then read as a failed connection (an ERROR, a dropped connection, a reader backing off)."""
+        return max(1, min(wanted_ms, int(self.redis_socket_timeout_s * 1000) // 2))
 
     @field_validator("redis_url")
     @classmethod
@@ -82,7 +96,9 @@ class BidLifecycleSettings(BiddingSettings, DatabaseSettings, KafkaSettings):
     auction_bids_topic: str = Field(default="auction.bids", pattern=r"^[A-Za-z0-9_\-.]+$")
     persister_consumer: str | None = Field(default=None, description="Consumer name; default host-pid.")
     persister_batch: int = Field(default=500, ge=1, le=100_000, description="Entries read per stream and round.")
-    persister_block_ms: int = Field(default=250, ge=1, le=10_000, description="XREADGROUP BLOCK of an idle round.")
+    persister_block_ms: int = Field(
+        default=250, ge=1, le=10_000, description="XREADGROUP BLOCK of an idle round (at most half the socket timeout)."
+    )
     persister_claim_idle_ms: int = Field(
         default=10_000, ge=100, le=3_600_000, description="Another consumer's unacknowledged entry is taken after this."
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -304,3 +306,28 @@ async def test_a_burst_of_clients_waits_for_redis_connections_instead_of_failing
                 await asyncio.sleep(1.5)
                 await bid(market, await market.member(), lot_id, 10_000)
                 assert await asyncio.gather(*watchers) == [["snapshot", "price"]] * 60
+
+
+async def test_idle_streams_outlast_the_redis_socket_timeout_without_errors(
+    database_factory: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reader's XREAD blocks for less than the client's socket timeout: a lot with no bids for longer than that
+    is a quiet stream, not a read failure (an ERROR, a dropped connection and a second's back-off before the next
+    price, as when the 5 s block met redis-py's 5 s timeout)."""
+    directory = tmp_path_factory.mktemp("bid-idle")
+    with live_api(database_factory, directory, "bididle", redis_socket_timeout_s=1) as idle:
+        async with idle.market() as market:
+            auction, _ = await live_auction(market)
+            lot_id = auction["lots"][0]["id"]
+            async with httpx.AsyncClient(base_url=idle.base_url, timeout=20) as client:
+                async with client.stream("GET", f"/api/v1/stream?lots={lot_id}") as response:
+                    reader = SseReader(response)
+                    assert (await reader.next()).event == "snapshot"
+                    caplog.set_level(logging.WARNING)
+                    await asyncio.sleep(3.5)  # several socket timeouts with nothing to read
+                    started = time.monotonic()
+                    await bid(market, await market.member(), lot_id, 10_000)
+                    assert (await reader.next()).event == "price"
+                    assert time.monotonic() - started < 0.9
+    failures = [record.getMessage() for record in caplog.records if record.name.startswith("bidding")]
+    assert failures == []
