@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -71,6 +72,18 @@ def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
     return {"status": "error", "error": {"code": code, "message": message, **details}}
 
 
+def validation_problem(error: Mapping[str, Any]) -> dict[str, str]:
+    """One of FastAPI's validation errors as `{parameter, message}`: the parameter named without its location
+    (`query`, `body`...), a body that is not JSON at all as `body` with where the decoder stopped and why."""
+    loc = error["loc"]
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error")
+        where = f" at character {loc[1]}" if len(loc) > 1 else ""
+        because = f" ({reason})" if reason else ""
+        return {"parameter": "body", "message": f"not valid JSON{where}{because}; send a JSON object"}
+    return {"parameter": ".".join(str(part) for part in loc[1:]) or str(loc[0]), "message": error["msg"]}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
@@ -80,13 +93,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {
-                "parameter": ".".join(str(part) for part in error["loc"][1:]) or str(error["loc"][0]),
-                "message": error["msg"],
-            }
-            for error in exc.errors()
-        ]
+        problems = [validation_problem(error) for error in exc.errors()]
         message = "; ".join(f"{problem['parameter']}: {problem['message']}" for problem in problems)
         return JSONResponse(error_body("invalid_request", message, problems=problems), status_code=422)
 

@@ -182,6 +182,15 @@ async def test_refusals_userid_role_currency_unknown_closed_and_bad_bodies(marke
         assert response.status_code == 422, (body, response.text)
         assert response.json()["error"]["problems"][0]["parameter"] == parameter
 
+    not_json = await market.client.post(
+        url, content=b'{"amount": 12000,', headers={**buyer.headers, "content-type": "application/json"}
+    )
+    assert not_json.status_code == 422
+    assert not_json.json()["error"]["problems"] == [
+        {"parameter": "body", "message": "not valid JSON at character 17 (Expecting property name enclosed in double "
+         "quotes); send a JSON object"}
+    ]  # fmt: skip
+
     upcoming, _ = await live_auction(market)
     market.shift_schedule(upcoming["id"], timedelta(hours=1), timedelta(hours=2))
     upcoming_url = f"/api/v1/auctions/{upcoming['id']}/bid"
