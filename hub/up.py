@@ -103,7 +103,7 @@ def local_jwt_secret(state_dir: Path) -> str:
     return secret
 
 
-def _nchan_children(env: dict[str, str], settings: UpSettings) -> list[ChildSpec]:
+def _nchan_children(env: dict[str, str], settings: UpSettings, showcase: int | None) -> list[ChildSpec]:
     """nginx+nchan and the hub's publisher, only when AUCTION_HUB_LIVE_STREAM=nchan (native SSE needs neither)."""
     from bidding.settings import NchanSettings
 
@@ -115,7 +115,7 @@ def _nchan_children(env: dict[str, str], settings: UpSettings) -> list[ChildSpec
         "AUCTION_HUB_NCHAN_API_UPSTREAM": f"{settings.api_host}:{settings.api_port}",
         "AUCTION_HUB_NCHAN_STATE_DIR": str((settings.state_dir / "nchan").resolve()),
     }
-    print(f"  live page (nchan) http://{nchan.nchan_listen}/live/auctions/1\n", flush=True)
+    print(f"  live page (nchan) http://{nchan.nchan_listen}/live/auctions/{showcase or 1}\n", flush=True)
     return [
         ChildSpec("nchan", _cli("nchan", "serve"), nchan_env),
         ChildSpec("nchan-publisher", _cli("nchan", "publish"), nchan_env),
@@ -163,6 +163,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
+    from marketplace.auction_store import showcase_auction_id
     from marketplace.demo_data import load_demo_data
     from marketplace.migrate import apply_migrations, ensure_database
 
@@ -207,12 +208,16 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
         "AUCTION_HUB_JWT_SECRET": os.environ.get("AUCTION_HUB_JWT_SECRET") or local_jwt_secret(settings.state_dir),
     }
     api = f"http://{settings.api_host}:{settings.api_port}"
+    showcase = showcase_auction_id(settings.database_url)
+    live_page = (
+        f"{api}/live/auctions/{showcase}" if showcase is not None else "(no auction yet: create one as a dealer)"
+    )
     print(
         "\nauction-hub is starting:\n"
         f"  faceted search    {api}/api/v1/vehicles?q=camry&sort=price\n"
         f"  vehicle detail    {api}/api/v1/vehicles/1\n"
         f"  API docs          {api}/docs\n"
-        f"  live auction page {api}/live/auctions/1\n"
+        f"  live auction page {live_page}\n"
         f"  health            {api}/health\n"
         f"  worker metrics    http://127.0.0.1:{settings.metrics_port}/metrics\n"
         f"  Kafka bootstrap   {bootstrap}{' (embedded tansu)' if broker else ''}\n"
@@ -228,7 +233,7 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
         ChildSpec("api", _cli("api", "--host", settings.api_host, "--port", str(settings.api_port)), env),
         ChildSpec("bids", _cli("bids", "all"), env),  # bids to PostgreSQL and Kafka; lots opened/closed on time
     ]
-    children += _nchan_children(env, settings)
+    children += _nchan_children(env, settings, showcase)
     children += _erp_children(env, settings, fresh_broker=broker is not None)
     try:
         Supervisor(children).run()

@@ -20,6 +20,27 @@ EFFECTIVE_STATUS = """CASE
     WHEN a.status = 'live' OR a.starts_at <= now() THEN 'live'
     ELSE 'upcoming' END"""
 
+SHOWCASE_AUCTION_SQL = f"""SELECT a.id FROM auctions a
+WHERE EXISTS (SELECT 1 FROM auction_lots l WHERE l.auction_id = a.id)
+ORDER BY CASE ({EFFECTIVE_STATUS}) WHEN 'live' THEN 0 WHEN 'upcoming' THEN 1 WHEN 'closed' THEN 2 ELSE 3 END,
+  CASE WHEN ({EFFECTIVE_STATUS}) = 'closed' THEN -extract(epoch FROM a.ends_at) ELSE extract(epoch FROM a.ends_at) END,
+  a.id
+LIMIT 1"""
+
+
+def showcase_auction_id(database_url: str) -> int | None:
+    """The auction a newcomer should watch first: one running now (ending soonest), else the next to start, else the
+    latest to end; None when there is no auction with lots (or the database cannot be read)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url, connect_timeout=5) as conn:
+            row = conn.execute(SHOWCASE_AUCTION_SQL).fetchone()
+    except psycopg.Error:
+        return None
+    return None if row is None else int(row[0])
+
+
 AUCTION_COLUMNS = (
     f"a.id, a.dealer_id, a.title, a.description, a.starts_at, a.ends_at, a.created_at, a.updated_at, "
     f"({EFFECTIVE_STATUS}) AS status, d.owner_id AS dealer_owner_id"

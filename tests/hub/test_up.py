@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,14 +12,22 @@ from typing import Any
 
 import httpx
 import psutil
+import psycopg
 import pytest
 
 from hub.broker import free_port
 from hub.settings import load_settings
 from hub.up import UpSettings, _erp_children
+from marketplace.auction_store import EFFECTIVE_STATUS
 from tests.pipeline import ROOT, wait_until
 
 pytestmark = pytest.mark.timeout(600)
+
+
+def psql(database_url: str, query: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(query).fetchone()
+    return "" if row is None else str(row[0])
 
 
 def test_up_loads_demo_data_serves_it_and_stops_cleanly(database_factory: Any, tmp_path: Path) -> None:
@@ -77,6 +86,10 @@ def test_up_loads_demo_data_serves_it_and_stops_cleanly(database_factory: Any, t
         printed = log_path.read_text()
         assert f"http://127.0.0.1:{api_port}/docs" in printed
         assert f"http://127.0.0.1:{erp_health_port}/health" in printed
+        showcase = re.search(r"live auction page +http://\S+/live/auctions/(\d+)", printed)
+        assert showcase is not None, "no live auction page printed"
+        live_status = psql(database_url, f"SELECT {EFFECTIVE_STATUS} FROM auctions a WHERE a.id = {showcase[1]}")
+        assert live_status == "live"  # the page printed shows bidding going on, not a sale that ended
 
         def inventory_of_vehicle_one() -> dict[str, Any] | None:
             try:
