@@ -98,6 +98,22 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
 
+    @app.get("/", include_in_schema=False)
+    async def root() -> Any:
+        """Where to go from the root: someone opening the bare host gets the way in, not a 404."""
+        return {
+            "name": "auction-hub",
+            "links": {
+                "search": "/api/v1/vehicles?q=camry",
+                "vehicle": "/api/v1/vehicles/{id}",
+                "suggest": "/api/v1/vehicles/suggest?q=cam",
+                "live_auction_page": "/live/auctions/{auctionId}",
+                "docs": "/docs",
+                "openapi": "/openapi.json",
+                "health": "/health",
+            },
+        }
+
     @app.get("/health", tags=["ops"])
     async def health() -> Any:
         """Liveness and the search index's state as of its latest commit."""

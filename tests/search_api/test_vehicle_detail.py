@@ -63,6 +63,14 @@ async def test_malformed_id_is_422_naming_the_parameter(client: httpx.AsyncClien
     assert response.json()["error"]["problems"][0]["parameter"] == "vehicle_id"
 
 
+async def test_the_root_points_the_way_in(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.status_code == 200
+    links = response.json()["links"]
+    for name in ("search", "docs", "health"):
+        assert (await client.get(links[name])).status_code == 200, name
+
+
 async def test_health_reports_the_index(client: httpx.AsyncClient) -> None:
     response = await client.get("/health")
     assert response.status_code == 200
