@@ -251,6 +251,8 @@ def installed_ner_engine(model: str | None) -> NlpEngine | None:
 def build_analyzer(spacy_model: str | None = None) -> AnalyzerEngine:
     """The offline engine: pattern recognizers above on the no-op NLP engine, or on an installed spaCy model
     (then also PERSON / LOCATION from its NER); built once per process."""
+    # Presidio logs "Fetching all recognizers for language en" at INFO on every analyze call: one line per item.
+    logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in (
         OfflineEmailRecognizer(),

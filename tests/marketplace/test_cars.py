@@ -81,7 +81,10 @@ async def test_vin_check_digit_error_names_the_expected_digit(
     wrong = vin[:8] + ("0" if vin[8] != "0" else "1") + vin[9:]
     response = await client.post("/api/v1/cars", json=car_fields(vin=wrong), headers=dealer.headers)
     assert response.status_code == 422
-    assert f"give {vin[8]!r}" in response.json()["error"]["message"]
+    problem = response.json()["error"]["problems"][0]
+    assert problem["parameter"] == "vin"
+    assert problem["message"].startswith("check digit (position 9)")
+    assert f"give {vin[8]!r}" in problem["message"]
     assert with_check_digit(wrong) == vin
 
 

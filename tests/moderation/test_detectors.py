@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from moderation.model import redact
@@ -101,3 +103,10 @@ def test_car_language_is_allowed(profanity: ProfanityDetector, text: str) -> Non
 def test_normalise_undoes_obfuscation() -> None:
     assert normalise("F.U.C.K this sh1t") == "fuck this shit"
     assert normalise("hell of a deal on 2 keys") == "on 2 keys"
+
+
+def test_screening_an_item_logs_nothing_at_info(pii: PiiDetector, caplog: pytest.LogCaptureFixture) -> None:
+    """Presidio's per-call "Fetching all recognizers" line would be one log line per question screened."""
+    with caplog.at_level(logging.INFO):
+        pii.find("Call me at (415) 867-5309 after six")
+    assert [record.getMessage() for record in caplog.records] == []
