@@ -207,6 +207,14 @@ async def lot_history(conn: Connection, lot_id: int) -> list[dict[str, Any]]:
     return list(await cursor.fetchall())
 
 
+async def bids_outside_engine(conn: Connection, lot_id: int) -> int:
+    """Bids of the lot recorded without an arrival number (imported, or written by hand): the engine cannot
+    replay them."""
+    cursor = await conn.execute("SELECT count(*) AS n FROM bids WHERE lot_id = %s AND seq IS NULL", (lot_id,))
+    row = await cursor.fetchone()
+    return int(row["n"]) if row is not None else 0
+
+
 async def bid_count(conn: Connection, lot_id: int) -> int:
     """Every bid PostgreSQL holds for the lot, live bidding's and those from before it."""
     row = await (await conn.execute("SELECT count(*) AS n FROM bids WHERE lot_id = %s", (lot_id,))).fetchone()

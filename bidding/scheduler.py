@@ -50,6 +50,7 @@ class LotScheduler:
         self.arm_ahead_s = arm_ahead_s
         self.batch = batch
         self.clock = clock
+        self._refused: set[int] = set()
 
     async def tick(self) -> Tick:
         """One pass over the lots that start before now + `arm_ahead_s` and are not closed in PostgreSQL."""
@@ -70,10 +71,7 @@ class LotScheduler:
         for row, exists in zip(rows, armed, strict=True):
             lot_id = int(row["id"])
             if not exists:
-                try:
-                    await self.service.arm(lot_id)  # rebuilt from PostgreSQL if it had bids
-                except AppError as exc:
-                    log.warning("lot %d cannot be armed: %s", lot_id, exc)
+                if not await self._arm(lot_id):
                     continue
                 tick.armed.append(lot_id)
             started = row["starts_at"].timestamp() * 1000 <= now_ms
@@ -91,6 +89,17 @@ class LotScheduler:
             async with self.pool.connection() as conn:
                 await bid_store.mark_auctions_live(conn, sorted(live_auctions))
         return tick
+
+    async def _arm(self, lot_id: int) -> bool:
+        """Arm a lot from PostgreSQL (rebuilt if it had bids); False, logged once per lot, when it cannot be."""
+        try:
+            await self.service.arm(lot_id)
+        except AppError as exc:
+            if lot_id not in self._refused:
+                self._refused.add(lot_id)
+                log.warning("lot %d cannot be armed: %s", lot_id, exc)
+            return False
+        return True
 
     async def run(self, stop: asyncio.Event, interval_s: float = 0.5) -> None:
         """Tick every `interval_s` until `stop`; a failing tick (Redis or PostgreSQL down) is retried."""

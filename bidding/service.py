@@ -164,12 +164,20 @@ class BiddingService:
             row = await lot_rules_row(conn, lot_id)
             history = await bid_store.lot_history(conn, lot_id) if row is not None else []
             closed_ms = await bid_store.closed_at_ms(conn, lot_id) if row is not None else None
+            unreplayable = await bid_store.bids_outside_engine(conn, lot_id) if row is not None else 0
         if row is None:
             raise NotFound(f"no lot {lot_id}")
         if row["auction_status"] == "cancelled" or row["lot_status"] == "withdrawn":
             raise Conflict(f"lot {lot_id} is withdrawn: its auction was cancelled")
         if settled_outside_engine(row, history, closed_ms):
             raise LotSettled(lot_id, row["lot_status"])
+        if unreplayable:
+            # Opening the lot without them would restart its price below bids already taken.
+            raise Conflict(
+                f"lot {lot_id} holds {unreplayable} bid(s) recorded outside live bidding (no arrival number), which "
+                "it cannot continue from; an operator must record them as engine bids (bid_ref, seq, kind) or "
+                "settle the lot"
+            )
         rules = rules_from_row(row)
         try:
             await arm_or_rebuild(self.engine, rules, history, closed_ms)

@@ -7,6 +7,7 @@ seed gives the same rows (timestamps aside, which are relative to `as_of`).
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Sequence
@@ -304,6 +305,17 @@ class _MarketActivity:
             starts_at = self.now + hours * self.rng.randint(6, 24 * 10)
         return kind, starts_at, starts_at + timedelta(days=self.rng.choice((1, 2, 3)))
 
+    @staticmethod
+    def _engine_fields(
+        status: str, lot_id: int, seq: int, amount: Decimal, ends_at: datetime
+    ) -> tuple[str | None, int | None, str | None, Decimal | None, datetime | None]:
+        """A bid of a live auction is recorded as live bidding records its bids (bid id, arrival number, kind), so
+        the engine replays it when the lot is armed: the lot opens at its recorded price and bid count. A past
+        auction's bids stay plain records: its lots are settled and never armed."""
+        if status != "live":
+            return None, None, None, None, None
+        return f"{lot_id}-{seq}", seq, "live", amount, ends_at
+
     def _lots(
         self, auction_id: int, host: DealerSite, status: str, starts_at: datetime, ends_at: datetime
     ) -> tuple[int, int]:
@@ -316,11 +328,19 @@ class _MarketActivity:
             increment = Decimal(100 if asking < 20_000 else 250)
             amount, last_at = starting, starts_at
             lot_bids = 0 if status == "upcoming" else self.rng.randint(0, 9)
-            for _ in range(lot_bids):
+            for seq in range(1, lot_bids + 1):
                 amount += increment * self.rng.randint(1, 4)
                 horizon = min(ends_at, self.now) - last_at
                 last_at = last_at + horizon * self.rng.uniform(0.05, 0.5)
-                bid_rows.append((lot_id, self.rng.choice(self.buyers), amount, last_at))
+                bid_rows.append(
+                    (
+                        lot_id,
+                        self.rng.choice(self.buyers),
+                        amount,
+                        last_at,
+                        *self._engine_fields(status, lot_id, seq, amount, ends_at),
+                    )
+                )
             current = amount if lot_bids else None
             lot_status = "open"
             if status == "closed":
@@ -330,15 +350,32 @@ class _MarketActivity:
                     sold.append(vehicle_id)
             else:
                 in_auction.append(vehicle_id)
+            bid_seq = lot_bids if status == "live" else 0
+            increments = json.dumps([[0, float(increment)]])
             lot_rows.append(
-                (lot_id, auction_id, vehicle_id, lot_number, starting, reserve, increment, current, lot_status)
+                (
+                    lot_id,
+                    auction_id,
+                    vehicle_id,
+                    lot_number,
+                    starting,
+                    reserve,
+                    increment,
+                    increments,
+                    current,
+                    bid_seq,
+                    lot_status,
+                )
             )
         self.writer.copy_rows(
             "auction_lots",
-            "id, auction_id, vehicle_id, lot_number, starting_price, reserve_price, min_increment, current_bid, status",
+            "id, auction_id, vehicle_id, lot_number, starting_price, reserve_price, min_increment, bid_increments, "
+            "current_bid, bid_seq, status",
             lot_rows,
         )
-        self.writer.copy_rows("bids", "lot_id, user_id, amount, placed_at", bid_rows)
+        self.writer.copy_rows(
+            "bids", "lot_id, user_id, amount, placed_at, bid_ref, seq, kind, price_after, ends_at", bid_rows
+        )
         self.conn.execute("UPDATE vehicles SET status = 'sold' WHERE id = ANY(%s)", (sold,))
         self.conn.execute("UPDATE vehicles SET status = 'in_auction' WHERE id = ANY(%s)", (in_auction,))
         return len(lot_rows), len(bid_rows)

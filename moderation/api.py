@@ -26,6 +26,8 @@ DealerDep = Annotated[CurrentUser, Depends(require_roles("dealer", "admin"))]
 ModeratorDep = Annotated[CurrentUser, Depends(require_roles("moderator", "admin"))]
 RowId = Annotated[int, Path(ge=1, le=2**62)]
 ItemPath = Annotated[str, Path(min_length=3, max_length=40, description="question-<id> or answer-<id>")]
+QuestionPath = Annotated[str, Path(min_length=1, max_length=40, description="12 or question-12")]
+AnswerPath = Annotated[str, Path(min_length=1, max_length=40, description="7 or answer-7")]
 
 
 def _no_nul(value: str) -> str:
@@ -59,23 +61,24 @@ async def ask_question(vehicle_id: RowId, body: TextIn, user: AskerDep, qna: Qna
 
 
 @router.post("/questions/{question_id}/answers", status_code=status.HTTP_201_CREATED)
-async def answer_question(question_id: RowId, body: TextIn, user: DealerDep, qna: QnaDep) -> dict[str, Any]:
+async def answer_question(question_id: QuestionPath, body: TextIn, user: DealerDep, qna: QnaDep) -> dict[str, Any]:
     """The listing's dealer answers an approved question; shown once moderation approves the answer."""
-    row = await qna.answer(user, question_id, body.text)
+    question = ItemRef.of_kind("question", question_id, "question_id")
+    row = await qna.answer(user, question.item_id, body.text)
     return success(item_body(row, staff=False), "answer received; it appears once moderation approves it")
 
 
 @router.get("/questions/{question_id}")
-async def get_question(question_id: RowId, user: CurrentUserDep, qna: QnaDep) -> dict[str, Any]:
+async def get_question(question_id: QuestionPath, user: CurrentUserDep, qna: QnaDep) -> dict[str, Any]:
     """A question's moderation status and reason (its author, the listing's dealer, moderators)."""
-    row, staff = await qna.get(user, ItemRef("question", question_id))
+    row, staff = await qna.get(user, ItemRef.of_kind("question", question_id, "question_id"))
     return success(item_body(row, staff=staff))
 
 
 @router.get("/answers/{answer_id}")
-async def get_answer(answer_id: RowId, user: CurrentUserDep, qna: QnaDep) -> dict[str, Any]:
+async def get_answer(answer_id: AnswerPath, user: CurrentUserDep, qna: QnaDep) -> dict[str, Any]:
     """An answer's moderation status and reason (its author, moderators)."""
-    row, staff = await qna.get(user, ItemRef("answer", answer_id))
+    row, staff = await qna.get(user, ItemRef.of_kind("answer", answer_id, "answer_id"))
     return success(item_body(row, staff=staff))
 
 

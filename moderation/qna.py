@@ -38,6 +38,14 @@ class ItemRef:
             raise InvalidParameter("item_id", "write question-<id> or answer-<id>, e.g. question-12")
         return cls(kind, int(number))
 
+    @classmethod
+    def of_kind(cls, kind: Kind, text: str, parameter: str) -> ItemRef:
+        """A path id of a known kind, as a bare number (`12`) or as the API returns it (`question-12`)."""
+        number = text.removeprefix(f"{kind}-")
+        if not number.isdigit() or not 0 < int(number) < 2**62:
+            raise InvalidParameter(parameter, f"write the {kind}'s id, e.g. 12 or {kind}-12")
+        return cls(kind, int(number))
+
     def __str__(self) -> str:
         return f"{self.kind}-{self.item_id}"
 

@@ -17,8 +17,10 @@ from redis.asyncio import Redis
 from bidding.engine import BidEngine, lot_key
 from bidding.lots import BidKind
 from bidding.persistence import BidPersister
-from hub.errors import ServiceUnavailable
+from hub.errors import Conflict, ServiceUnavailable
 from marketplace.accounts import CurrentUser
+from marketplace.demo_data import load_demo_data
+from marketplace.migrate import apply_migrations
 from tests.bidding import pg_lots
 from tests.bidding.conftest import RedisServer
 from tests.bidding.pg_lots import Db, ListSink, bidding
@@ -126,6 +128,48 @@ async def test_a_history_that_does_not_replay_keeps_the_lot_closed_to_bids(lifec
             await service.view(lot.lot_id)
         assert not await redis.exists(lot_key(lot.lot_id, "state"))
         assert await redis.keys(f"{{lot:{lot.lot_id}}}:*") == []  # no scratch keys left behind
+
+
+async def test_bids_recorded_outside_live_bidding_keep_an_open_lot_closed_to_bids(
+    lifecycle_db: Db, redis_url: str
+) -> None:
+    """Bids without an arrival number (imported, written by hand) cannot be replayed: opening the lot without them
+    would restart its price below bids already taken, so the lot refuses bids and says why."""
+    db = lifecycle_db
+    [lot] = db.auction()
+    alice, bob = db.user(), db.user()
+    db.sql("INSERT INTO bids (lot_id, user_id, amount) VALUES (%s, %s, 1500)", (lot.lot_id, alice))
+    db.sql("UPDATE auction_lots SET current_bid = 1500 WHERE id = %s", (lot.lot_id,))
+    async with bidding(db.url, redis_url) as (_, redis, service):
+        with pytest.raises(Conflict, match="1 bid\\(s\\) recorded outside live bidding"):
+            await service.view(lot.lot_id)
+        buyer = CurrentUser(id=bob, role="buyer")
+        with pytest.raises(Conflict, match="recorded outside live bidding"):
+            await service.place_bid(buyer, lot.lot_id, Decimal(1100), "USD", "max", None)
+        assert not await redis.exists(lot_key(lot.lot_id, "state"))
+    assert db.sql("SELECT count(*), max(amount) FROM bids WHERE lot_id = %s", (lot.lot_id,)) == [(1, Decimal(1500))]
+
+
+async def test_the_demo_datas_live_lots_open_at_their_recorded_price_and_bids(
+    database_factory: Callable[[str], str], redis_url: str
+) -> None:
+    url = database_factory("demo-lots")
+    apply_migrations(url)
+    load_demo_data(url, dealers=40, vehicles=600, seed=3)
+    db = Db(url)
+    lots = db.sql(
+        "SELECT l.id, l.current_bid, count(b.id) FROM auction_lots l JOIN auctions a ON a.id = l.auction_id "
+        "LEFT JOIN bids b ON b.lot_id = l.id WHERE a.starts_at < now() AND a.ends_at > now() "
+        "GROUP BY l.id, l.current_bid"
+    )
+    assert any(bids for _, _, bids in lots), "the demo has live lots with bids"
+    async with bidding(url, redis_url) as (_, _, service):
+        for lot_id, recorded, bids in lots:
+            view = await service.view(int(lot_id))
+            assert view.bid_count == bids, lot_id
+            if bids:
+                assert (view.status, view.current_price) == ("open", int(recorded * 100)), lot_id
+                assert view.leader_number is not None
 
 
 async def test_the_persister_carries_on_across_a_redis_kill_and_restart(

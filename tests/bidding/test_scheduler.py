@@ -4,10 +4,13 @@ same lots close each exactly once; the persister turns each close into the resul
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from bidding.engine import bids_key, events_key
 from bidding.lots import LotResult
@@ -114,3 +117,20 @@ async def test_a_soft_close_extension_is_respected(lifecycle_db: Db, redis_url: 
         after_extension = LotScheduler(pool, service, clock=lambda: end_ms / 1000 + 116)
         [result] = (await after_extension.tick()).closed
         assert (result.lot_id, result.outcome) == (lot.lot_id, "sold")
+
+
+async def test_a_lot_that_cannot_be_armed_is_skipped_and_reported_once(
+    lifecycle_db: Db, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = lifecycle_db
+    [refused] = db.auction()
+    db.sql("INSERT INTO bids (lot_id, user_id, amount) VALUES (%s, %s, 1500)", (refused.lot_id, db.user()))
+    async with bidding(db.url, redis_url) as (pool, redis, service):
+        scheduler = LotScheduler(pool, service)
+        with caplog.at_level(logging.WARNING, logger="bidding.scheduler"):
+            for _ in range(3):
+                assert refused.lot_id not in (await scheduler.tick()).armed
+        assert not await redis.exists(f"{{lot:{refused.lot_id}}}:state")
+    warnings = [record.getMessage() for record in caplog.records if str(refused.lot_id) in record.getMessage()]
+    assert len(warnings) == 1
+    assert "recorded outside live bidding" in warnings[0]

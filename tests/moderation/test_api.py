@@ -98,6 +98,30 @@ async def test_only_the_listing_dealer_answers_approved_questions(api: Api) -> N
     assert (await api.client.get(answer_path, headers=api.buyer.headers)).status_code == 403
 
 
+async def test_the_id_the_api_returns_opens_the_item(api: Api) -> None:
+    """`id` reads `question-12`; the item paths take it as returned as well as the bare number."""
+    question = (await ask(api, api.buyer, "Where was it serviced?")).json()["data"]
+    api.listing.sql("UPDATE questions SET status = 'approved' WHERE id = %s", (question["item_id"],))
+    for form in (question["id"], str(question["item_id"])):
+        got = await api.client.get(f"/api/v1/questions/{form}", headers=api.buyer.headers)
+        assert (got.status_code, got.json()["data"]["id"]) == (200, question["id"]), form
+    answered = await api.client.post(f"/api/v1/questions/{question['id']}/answers", json={"text": "At the dealer."},
+                                     headers=api.owner.headers)  # fmt: skip
+    assert answered.status_code == 201, answered.text
+    answer = answered.json()["data"]["id"]
+    assert (await api.client.get(f"/api/v1/answers/{answer}", headers=api.owner.headers)).status_code == 200
+    wrong_ids = [
+        (f"/api/v1/questions/{answer}", "question_id"),
+        ("/api/v1/answers/question-3", "answer_id"),
+        ("/api/v1/questions/0", "question_id"),
+        ("/api/v1/questions/twelve", "question_id"),
+    ]
+    for path, parameter in wrong_ids:
+        wrong = await api.client.get(path, headers=api.buyer.headers)
+        assert wrong.status_code == 422, path
+        assert wrong.json()["error"]["problems"][0]["parameter"] == parameter, path
+
+
 async def test_the_queue_is_for_moderators_and_admins(api: Api) -> None:
     for member in (api.buyer, api.owner):
         assert (await api.client.get("/api/v1/moderation/queue", headers=member.headers)).status_code == 403
