@@ -1,7 +1,8 @@
 """SQL of auctions, their lots and bids (parameterized; the caller owns the transaction).
 
 An auction's effective status follows the clock: a stored `upcoming` auction is `live` once it starts and
-`closed` once it ends, without anyone writing the row. `cancelled` and `closed` are final.
+`closed` once it and every lot a late bid extended have ended, without anyone writing the row. `cancelled` and
+`closed` are final.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from psycopg.types.json import Jsonb
 
 from marketplace.db import Connection
 
+# An auction past its scheduled end stays live while a lot's soft close has pushed that lot's end later.
 EFFECTIVE_STATUS = """CASE
     WHEN a.status IN ('cancelled', 'closed') THEN a.status
-    WHEN a.ends_at <= now() THEN 'closed'
+    WHEN a.ends_at <= now() AND NOT EXISTS (SELECT 1 FROM auction_lots extended WHERE extended.auction_id = a.id
+        AND extended.status = 'open' AND extended.ends_at > now()) THEN 'closed'
     WHEN a.status = 'live' OR a.starts_at <= now() THEN 'live'
     ELSE 'upcoming' END"""
 
@@ -141,7 +144,7 @@ async def auction_by_id(conn: Connection, auction_id: int, *, for_update: bool =
 async def lots_of(conn: Connection, auction_id: int) -> list[dict[str, Any]]:
     cursor = await conn.execute(
         "SELECT l.id, l.lot_number, l.vehicle_id, l.starting_price, l.reserve_price, l.min_increment, "
-        "l.buy_now_price, l.bid_increments, l.current_bid, l.status, "
+        "l.buy_now_price, l.bid_increments, l.current_bid, l.status, l.ends_at, "
         "(SELECT count(*) FROM bids b WHERE b.lot_id = l.id) AS bid_count "
         "FROM auction_lots l WHERE l.auction_id = %s ORDER BY l.lot_number",
         (auction_id,),
@@ -183,6 +186,10 @@ async def update_auction(conn: Connection, auction_id: int, fields: dict[str, An
     await conn.execute(
         f"UPDATE auctions SET {assignments}updated_at = now() WHERE id = %(id)s", {**fields, "id": auction_id}
     )
+    if "ends_at" in fields:  # the lots' end as pre-bids recorded it follows the new schedule
+        await conn.execute(
+            "UPDATE auction_lots SET ends_at = NULL WHERE auction_id = %s AND status = 'open'", (auction_id,)
+        )
 
 
 async def remove_lots(conn: Connection, auction_id: int) -> list[int]:

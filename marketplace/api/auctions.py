@@ -102,8 +102,11 @@ class LotOut(BaseModel):
     min_increment: float
     bid_increments: list[tuple[float, float]]
     current_bid: float | None
-    status: Literal["open", "sold", "unsold", "withdrawn"]
+    status: Literal["open", "if_bid", "sold", "unsold", "withdrawn"] = Field(
+        description="if_bid: closed below the reserve, waiting for the dealer's decision."
+    )
     bid_count: int
+    ends_at: datetime | None = Field(description="The lot's end: the auction's, or later once a late bid extended it.")
 
 
 class AuctionSummary(BaseModel):
@@ -205,7 +208,7 @@ def auction_body(row: dict[str, Any], lot_count: int, total_bids: int) -> dict[s
     }
 
 
-def lot_body(lot: dict[str, Any], show_reserve: bool) -> dict[str, Any]:
+def lot_body(lot: dict[str, Any], show_reserve: bool, auction_ends_at: datetime) -> dict[str, Any]:
     return {
         "id": lot["id"],
         "lot_number": lot["lot_number"],
@@ -219,13 +222,14 @@ def lot_body(lot: dict[str, Any], show_reserve: bool) -> dict[str, Any]:
         "current_bid": _money(lot["current_bid"]),
         "status": lot["status"],
         "bid_count": lot["bid_count"],
+        "ends_at": max(lot["ends_at"], auction_ends_at) if lot["ends_at"] else auction_ends_at,
     }
 
 
 def detail_body(view: AuctionView, reader: CurrentUser) -> dict[str, Any]:
     show_reserve = reader.is_admin or view.auction["dealer_owner_id"] == reader.id
     body = auction_body(view.auction, len(view.lots), view.total_bids)
-    body["lots"] = [lot_body(lot, show_reserve) for lot in view.lots]
+    body["lots"] = [lot_body(lot, show_reserve, view.auction["ends_at"]) for lot in view.lots]
     return body
 
 

@@ -282,6 +282,19 @@ async def test_update_while_scheduled_only_by_owner_or_admin(market: Market) -> 
     assert "live" in live.json()["error"]["message"]
 
 
+async def test_a_new_schedule_replaces_the_end_pre_bids_recorded_on_the_lots(market: Market) -> None:
+    dealer = await market.dealer()
+    auction = await market.created(dealer, [market.car(dealer)])
+    market.sql("UPDATE auction_lots SET ends_at = %s WHERE auction_id = %s",
+               (datetime.now(UTC) + timedelta(days=9), auction["id"]))  # fmt: skip
+    start = datetime.now(UTC) + timedelta(days=1)
+    moved = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat()}
+    response = await market.client.patch(f"/api/v1/auctions/{auction['id']}", json=moved, headers=dealer.headers)
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert [lot["ends_at"] for lot in data["lots"]] == [data["ends_at"]]
+
+
 async def test_delete_only_without_bids_and_cancel_restores_cars(market: Market) -> None:
     dealer = await market.dealer()
     first, second = market.car(dealer), market.car(dealer)
@@ -340,6 +353,36 @@ async def test_list_by_derived_status_and_dealer_paginated(market: Market) -> No
     assert found(first_page) | found(second_page) == {ids[0], ids[3], theirs}
     wrong = await market.client.get("/api/v1/auctions", params={"status": "gone"}, headers=buyer.headers)
     assert wrong.status_code == 422
+
+
+async def test_an_auction_past_its_end_stays_live_while_a_late_bid_extends_a_lot(market: Market) -> None:
+    """Soft close moves a lot's end past the auction's: the auction reads live (and lists as live) until that lot
+    closes, and the lot shows its own end; a lot closed below its reserve reads `if_bid`."""
+    dealer = await market.dealer()
+    auction = await market.created(dealer, [market.car(dealer), market.car(dealer)])
+    market.shift_schedule(auction["id"], timedelta(hours=-2), timedelta(seconds=-30))
+    extended, below_reserve = (lot["id"] for lot in auction["lots"])
+    market.sql("UPDATE auction_lots SET ends_at = now() + interval '90 seconds' WHERE id = %s", (extended,))
+    market.sql("UPDATE auction_lots SET status = 'if_bid' WHERE id = %s", (below_reserve,))
+    buyer = await market.member()
+
+    async def read() -> dict[str, Any]:
+        response = await market.client.get(f"/api/v1/auctions/{auction['id']}", headers=buyer.headers)
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+    data = await read()
+    lots = {lot["id"]: lot for lot in data["lots"]}
+    assert data["status"] == "live"
+    assert lots[below_reserve]["status"] == "if_bid"
+    assert lots[extended]["ends_at"] > data["ends_at"]
+    assert lots[below_reserve]["ends_at"] == data["ends_at"]
+    live = await market.client.get("/api/v1/auctions", params={"status": "live"}, headers=buyer.headers)
+    assert auction["id"] in {item["id"] for item in live.json()["data"]}
+
+    market.sql("UPDATE auction_lots SET status = 'sold' WHERE id = %s", (extended,))
+    assert (await read())["status"] == "closed"
 
 
 async def test_participants_and_bids(market: Market) -> None:
