@@ -99,6 +99,13 @@ def install_error_handlers(app: FastAPI) -> None:
         message = "; ".join(f"{problem['parameter']}: {problem['message']}" for problem in problems)
         return JSONResponse(error_body("invalid_request", message, problems=problems), status_code=422)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises after this reply, uvicorn logs the traceback and drops the connection: "close" tells
+        # the client not to send its next request down it.
+        message = "the server failed on this request; it is logged: retry, and report it if it persists"
+        return JSONResponse(error_body("internal_error", message), status_code=500, headers={"Connection": "close"})
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = "not_found" if exc.status_code == 404 else "http_error"
