@@ -259,6 +259,10 @@ def load_demo_data(
     )
 
 
+def _round_hundreds(amount: Decimal) -> Decimal:
+    return (amount / 100).quantize(Decimal(1)) * 100
+
+
 class _MarketActivity:
     """Auctions with lots and bids, and buyer questions with dealer answers, over loaded inventory."""
 
@@ -323,8 +327,8 @@ class _MarketActivity:
         lot_ids = self.writer.reserve_ids("auction_lots", len(inventory))
         lot_rows, bid_rows, sold, in_auction = [], [], [], []
         for lot_number, (lot_id, (vehicle_id, asking)) in enumerate(zip(lot_ids, inventory, strict=True), 1):
-            starting = (asking * Decimal("0.6")).quantize(Decimal("100"))
-            reserve = (asking * Decimal("0.85")).quantize(Decimal("100")) if self.rng.random() < 0.6 else None
+            starting = _round_hundreds(asking * Decimal("0.6"))
+            reserve = _round_hundreds(asking * Decimal("0.85")) if self.rng.random() < 0.6 else None
             increment = Decimal(100 if asking < 20_000 else 250)
             amount, last_at = starting, starts_at
             lot_bids = 0 if status == "upcoming" else self.rng.randint(0, 9)

@@ -134,12 +134,14 @@ def test_auction_lots_are_coherent(demo: tuple[str, DemoDataSummary]) -> None:
     rows = fetch(
         url,
         "SELECT a.status, a.dealer_id, v.dealer_id, v.status, l.status, l.current_bid, l.reserve_price, "
-        "(SELECT max(amount) FROM bids b WHERE b.lot_id = l.id) "
+        "(SELECT max(amount) FROM bids b WHERE b.lot_id = l.id), l.starting_price "
         "FROM auction_lots l JOIN auctions a ON a.id = l.auction_id JOIN vehicles v ON v.id = l.vehicle_id",
     )
-    for auction_status, host, owner, vehicle_status, lot_status, current, reserve, top_bid in rows:
+    for auction_status, host, owner, vehicle_status, lot_status, current, reserve, top_bid, starting in rows:
         assert host == owner
         assert current == top_bid
+        assert starting % 100 == 0
+        assert reserve is None or (reserve % 100 == 0 and reserve >= starting)
         if auction_status == "closed":
             assert lot_status in ("sold", "unsold")
             if lot_status == "sold":
