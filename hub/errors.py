@@ -81,9 +81,12 @@ def validation_problem(error: Mapping[str, Any]) -> dict[str, str]:
         where = f" at character {loc[1]}" if len(loc) > 1 else ""
         because = f" ({reason})" if reason else ""
         return {"parameter": "body", "message": f"not valid JSON{where}{because}; send a JSON object"}
+    parameter = ".".join(str(part) for part in loc[1:]) or str(loc[0])
+    if error.get("type") == "extra_forbidden":
+        where = "query parameter" if loc[0] == "query" else "field"
+        return {"parameter": parameter, "message": f"unknown {where}: check its spelling, or leave it out (see /docs)"}
     # A validator's own message reads better without pydantic's "Value error, " in front of it.
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return {"parameter": ".".join(str(part) for part in loc[1:]) or str(loc[0]), "message": message}
+    return {"parameter": parameter, "message": str(error["msg"]).removeprefix("Value error, ")}
 
 
 def install_error_handlers(app: FastAPI) -> None:

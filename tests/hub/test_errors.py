@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
+from pydantic import BaseModel, ConfigDict
 
 from hub.errors import install_error_handlers
 
@@ -24,3 +27,38 @@ async def test_an_unexpected_failure_is_a_json_500_that_closes_the_connection() 
     body = response.json()
     assert (body["status"], body["error"]["code"]) == ("error", "internal_error")
     assert "a bug" not in response.text  # internals stay in the log
+
+
+class Registration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str
+
+
+class Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    make: str | None = None
+
+
+async def test_an_unknown_query_parameter_or_field_is_named_as_unknown() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/search")
+    async def search(filters: Annotated[Filters, Query()]) -> None: ...
+
+    @app.post("/register")
+    async def register(body: Registration) -> None: ...
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        query = await client.get("/search", params={"maek": "Ford"})
+        body = await client.post("/register", json={"email": "a@example.com", "pasword": "x"})
+    assert (query.status_code, body.status_code) == (422, 422)
+    assert query.json()["error"]["problems"] == [
+        {"parameter": "maek", "message": "unknown query parameter: check its spelling, or leave it out (see /docs)"}
+    ]
+    assert body.json()["error"]["problems"] == [
+        {"parameter": "pasword", "message": "unknown field: check its spelling, or leave it out (see /docs)"}
+    ]
