@@ -130,6 +130,8 @@ class SpelledPhoneRecognizer(EntityRecognizer):
 
 _OPEN = r"\s*[\(\[\{<]?\s*"
 _CLOSE = r"\s*[\)\]\}>]?\s*"
+# "john.smith" as written, or spelled out: "john dot smith".
+_LOCAL_PART = r"(?:[\w+\-]+\s+dot\s+)*[\w.+\-]+"
 _PROVIDERS = r"(?:gmail|yahoo|hotmail|outlook|aol|icloud|protonmail|proton|live|msn|comcast)"
 
 
@@ -139,10 +141,10 @@ class ObfuscatedEmailRecognizer(PatternRecognizer):
     PATTERNS: Final = [
         Pattern(
             "spelled at/dot",
-            rf"\b[\w.+\-]+{_OPEN}(?:at|@){_CLOSE}[\w\-]+(?:{_OPEN}(?:dot|\.){_CLOSE}[a-z]{{2,6}})+\b",
+            rf"\b{_LOCAL_PART}{_OPEN}(?:at|@){_CLOSE}[\w\-]+(?:{_OPEN}(?:dot|\.){_CLOSE}[a-z]{{2,6}})+\b",
             0.8,
         ),
-        Pattern("at a provider", rf"\b[\w.+\-]+{_OPEN}(?:at|@){_CLOSE}{_PROVIDERS}\b", 0.8),
+        Pattern("at a provider", rf"\b{_LOCAL_PART}{_OPEN}(?:at|@){_CLOSE}{_PROVIDERS}\b", 0.8),
     ]
 
     def __init__(self) -> None:

@@ -70,6 +70,18 @@ def test_redaction_puts_placeholders_where_the_pii_was(pii: PiiDetector) -> None
     assert redact(text, pii.find(text)) == "Call [phone removed] or mail [email removed]"
 
 
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("email me at joe dot smith at gmail", "email me at [email removed]"),
+        ("reach joe dot smith at gmail dot com please", "reach [email removed] please"),
+        ("mail jo.smith [at] yahoo", "mail [email removed]"),
+    ],
+)
+def test_a_spelled_out_address_is_redacted_whole(pii: PiiDetector, text: str, redacted: str) -> None:
+    assert redact(text, pii.find(text)) == redacted
+
+
 def test_prescreen_removes_financial_numbers_before_storage() -> None:
     stored, kinds = redact_financial("card 4111-1111-1111-1111, ssn 536 22 8714, VIN 1HGCM82633A004352")
     assert stored == "card [card number removed], ssn [SSN removed], VIN 1HGCM82633A004352"
