@@ -395,8 +395,11 @@ class _MarketActivity:
         question_rows, answer_rows = [], []
         for question_id, (vehicle_id, owner_id, make, model) in zip(question_ids, asked, strict=True):
             created = self.now - timedelta(hours=self.rng.randint(1, 24 * 20))
-            body, reply = self.rng.choice(_QUESTIONS)
-            status = self.rng.choices(("approved", "pending", "rejected"), weights=(80, 15, 5))[0]
+            # Decided questions are clean ones, approved; the pending ones are left to the moderation worker, and
+            # some of those are what it exists for, so moderators find a queue at start-up.
+            status = self.rng.choices(("approved", "pending"), weights=(80, 20))[0]
+            problem = status == "pending" and self.rng.random() < 0.4
+            body, reply = self.rng.choice(_PROBLEM_QUESTIONS if problem else _QUESTIONS)
             question_rows.append(
                 (question_id, vehicle_id, self.rng.choice(self.buyers), body.format(model=model), status, created)
             )
@@ -409,6 +412,17 @@ class _MarketActivity:
         self.writer.copy_rows("answers", "question_id, user_id, body, status, created_at", answer_rows)
         return len(question_rows), len(answer_rows)
 
+
+# What buyers post that moderation must catch: contact details to take the deal off the marketplace, abuse.
+# (Card and bank numbers never reach the table: the API replaces them before the insert.)
+_PROBLEM_QUESTIONS: Final = (
+    ("Is the {model} still available? Text me at 415-867-5309, cash deal", ""),
+    ("Skip the fees, email me at carbuyer88 at gmail dot com about the {model}", ""),
+    ("This {model} listing is a damn scam, you people are crooks", ""),
+    ("Call me on (312) 555-0188 before the auction, I'll pay more", ""),
+    ("What a piece of crap, who would bid on this {model}?", ""),
+    ("DM me on insta @fastcars_chi, I want the {model} today", ""),
+)
 
 _QUESTIONS: Final = (
     ("Does this {model} have a clean title?", "Yes, clean title and the history report is attached to the listing."),
