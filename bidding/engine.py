@@ -128,6 +128,7 @@ class BidEngine:
         self._place: AsyncScript | MuxScript = self.bid_path.register_script(scripts.PLACE_BID)
         self._retract: AsyncScript = redis.register_script(scripts.RETRACT)
         self._open: AsyncScript = redis.register_script(scripts.OPEN_DUE)
+        self._announce: AsyncScript = redis.register_script(scripts.ANNOUNCE)
         self._close: AsyncScript = redis.register_script(scripts.CLOSE_IF_DUE)
         self._reschedule: AsyncScript = redis.register_script(scripts.RESCHEDULE)
         self._withdraw: AsyncScript = redis.register_script(scripts.WITHDRAW)
@@ -180,6 +181,11 @@ class BidEngine:
     async def open_due(self, lot_id: int, now_ms: int) -> bool:
         """Open a scheduled lot whose start has passed; True when this call opened it."""
         return bool(await self._open(keys=[lot_key(lot_id, "state")], args=[str(now_ms)]))
+
+    async def announce(self, lot_id: int, now_ms: int) -> bool:
+        """Record the lot's state for the persister to publish (search learns a lot is upcoming or live, and its
+        end, without waiting for a bid); False for a closed or unknown lot."""
+        return bool(await self._announce(keys=[lot_key(lot_id, "state"), bids_key(lot_id)], args=[str(now_ms)]))
 
     async def close_if_due(self, lot_id: int, now_ms: int) -> LotResult | None:
         """Close a lot past its (possibly extended) end; exactly one caller across processes gets the result."""

@@ -66,7 +66,13 @@ async def run_persister(settings: BidLifecycleSettings, stop: asyncio.Event) -> 
 async def run_scheduler(settings: BidLifecycleSettings, stop: asyncio.Event) -> None:
     async with clients(settings) as (pool, redis):
         service = BiddingService(pool, redis, BidEngine(redis), RateLimit())
-        scheduler = LotScheduler(pool, service, arm_ahead_s=settings.scheduler_arm_ahead_s)
+        scheduler = LotScheduler(
+            pool,
+            service,
+            arm_ahead_s=settings.scheduler_arm_ahead_s,
+            announce_ahead_s=settings.scheduler_announce_ahead_s,
+            announce_every_s=settings.scheduler_announce_every_s,
+        )
         log.info("lot scheduler: every %.1fs, arming %.0fs ahead", settings.scheduler_interval_s, scheduler.arm_ahead_s)
         await scheduler.run(stop, settings.scheduler_interval_s)
 

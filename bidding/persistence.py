@@ -29,7 +29,7 @@ from bidding import bid_store
 from bidding.bid_store import BidRow, CloseRow, LotRef, RetractionRow
 from bidding.engine import LOTS_KEY, bids_key
 from marketplace.db import Connection
-from schemas.auction_bids import PHASES, AuctionBidEvent
+from schemas.auction_bids import PHASES, STATE_PHASES, AuctionBidEvent
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,9 @@ def plan_lot(ref: LotRef, entries: Sequence[Entry]) -> LotBatch:
             )
             batch.last = f
             batch.events.append(_event(ref, "retract", f, status=f.get("status") or "scheduled"))
+        elif kind == "state":  # nothing for PostgreSQL: the lot's state, for search
+            status = f["status"]
+            batch.events.append(replace(_event(ref, "state", f, status=status), phase=STATE_PHASES[status]))
         elif kind == "close":
             outcome = f["outcome"]
             batch.close = CloseRow(

@@ -1,5 +1,10 @@
 """The lot scheduler: arms lots shortly before they start, opens them at the start, closes them at the end.
 
+It also tells search about lots no bid has spoken for yet: every lot it arms or opens, and every `announce_every_s`
+each lot of an auction starting within `announce_ahead_s`, gets a state record in its bids stream (armed lots stay
+in Redis from then on), which the persister publishes to `auction.bids` like a bid; the indexer then shows the car
+as in an upcoming or live auction, with its end. A record repeated (another scheduler, a restart) changes nothing.
+
 Any number of schedulers (one per API host, say) may run at once: opening and closing are single Lua scripts that
 change a lot only if it is due, so exactly one caller gets each close (`BidEngine.close_if_due`); the others get
 None. A lot extended by soft close is simply not due yet. The close's record in the lot's bids stream is what the
@@ -32,6 +37,7 @@ class Tick:
     armed: list[int] = field(default_factory=list)
     opened: list[int] = field(default_factory=list)
     closed: list[LotResult] = field(default_factory=list)
+    announced: list[int] = field(default_factory=list)
 
 
 class LotScheduler:
@@ -41,6 +47,8 @@ class LotScheduler:
         service: BiddingService,
         *,
         arm_ahead_s: float = 300.0,
+        announce_ahead_s: float = 30 * 86_400.0,
+        announce_every_s: float = 30.0,
         batch: int = 1000,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -50,14 +58,21 @@ class LotScheduler:
         self.arm_ahead_s = arm_ahead_s
         self.batch = batch
         self.clock = clock
+        self.announce_ahead_s = max(announce_ahead_s, arm_ahead_s)
+        self.announce_every_s = announce_every_s
         self._refused: set[int] = set()
+        self._announced: set[int] = set()  # by this process since it started
+        self._next_sweep = 0.0
 
     async def tick(self) -> Tick:
         """One pass over the lots that start before now + `arm_ahead_s` and are not closed in PostgreSQL."""
         tick = Tick()
         now = self.clock()
         now_ms = int(now * 1000)
-        horizon = datetime.fromtimestamp(now, UTC) + timedelta(seconds=self.arm_ahead_s)
+        ahead = self.arm_ahead_s
+        if now >= self._next_sweep:  # the wider sweep: lots of auctions further ahead, to announce them
+            ahead, self._next_sweep = self.announce_ahead_s, now + self.announce_every_s
+        horizon = datetime.fromtimestamp(now, UTC) + timedelta(seconds=ahead)
         async with self.pool.connection() as conn:
             rows = await bid_store.lots_to_schedule(conn, horizon, self.batch)
         if not rows:
@@ -75,20 +90,27 @@ class LotScheduler:
                     continue
                 tick.armed.append(lot_id)
             started = row["starts_at"].timestamp() * 1000 <= now_ms
-            if started:
-                if await self.engine.open_due(lot_id, now_ms):
-                    tick.opened.append(lot_id)
-                if row["auction_status"] == "upcoming":
-                    live_auctions.add(int(row["auction_id"]))
+            if started and row["auction_status"] == "upcoming":
+                live_auctions.add(int(row["auction_id"]))
+            await self._open_and_announce(lot_id, started, now_ms, tick)
             if row["ends_at"].timestamp() * 1000 <= now_ms:
                 result = await self.engine.close_if_due(lot_id, now_ms)
                 if result is not None:
+                    self._announced.discard(lot_id)
                     tick.closed.append(result)
                     log.info("lot %d closed: %s at %d cents", lot_id, result.outcome, result.price)
         if live_auctions:
             async with self.pool.connection() as conn:
                 await bid_store.mark_auctions_live(conn, sorted(live_auctions))
         return tick
+
+    async def _open_and_announce(self, lot_id: int, started: bool, now_ms: int, tick: Tick) -> None:
+        opened = started and await self.engine.open_due(lot_id, now_ms)
+        if opened:
+            tick.opened.append(lot_id)
+        if (opened or lot_id not in self._announced) and await self.engine.announce(lot_id, now_ms):
+            self._announced.add(lot_id)
+            tick.announced.append(lot_id)
 
     async def _arm(self, lot_id: int) -> bool:
         """Arm a lot from PostgreSQL (rebuilt if it had bids); False, logged once per lot, when it cannot be."""

@@ -10,7 +10,8 @@ Key layout of lot ID (see `bidding.engine.lot_key`):
   {lot:ID}:maxes    hash   user id -> "max|seq|kind" (the standing maximum, the arrival number that set it)
   {lot:ID}:bidders  hash   user id -> anonymous bidder number (1, 2, ... in order of first accepted bid)
   {lot:ID}:events   stream public events (price | extended | closed), MAXLEN ~ 10000
-  {lot:ID}:bids     stream private record of every accepted bid, retraction and close (for PostgreSQL)
+  {lot:ID}:bids     stream private record of every accepted bid, retraction and close (for PostgreSQL), and of the
+                           lot's state when armed, opened or moved (for search)
   {lot:ID}:idem:U:K string the reply first given to user U for idempotency key K (24 h)
 """
 
@@ -259,6 +260,26 @@ save_state(KEYS[1], s)
 local reply = reply_of(s, user, 'ACCEPTED', nil, '')
 reply.bid_id, reply.event_id = bid_id, event_id
 return cjson.encode(reply)
+"""
+)
+
+ANNOUNCE = (
+    _PRELUDE
+    + r"""
+-- KEYS: state, bids; ARGV: now. A record of the lot's state for search (upcoming or live, its end, price) when
+-- no bid says it: armed ahead of its start, opened, moved, withdrawn. Decides nothing; a closed lot's close record
+-- speaks for it.
+local s = load_state(KEYS[1])
+if s == nil then return 0 end
+local status = s.status
+if status == 'closed' then
+  if s.outcome ~= 'withdrawn' then return 0 end
+  status = 'withdrawn'
+end
+redis.call('XADD', KEYS[2], '*', 'type', 'state', 'status', status, 'user_id', '', 'price', fmt(s.price),
+  'leader', s.leader, 'seq', fmt(s.seq), 'bid_count', fmt(s.bid_count), 'ends_at_ms', fmt(s.ends_at),
+  'accepted_at_ms', ARGV[1])
+return 1
 """
 )
 

@@ -201,9 +201,11 @@ class BiddingService:
                 continue
             if row["auction_status"] == "cancelled" or row["lot_status"] == "withdrawn":
                 await self.engine.withdraw(int(row["id"]), now_ms=now_ms)
+                await self.engine.announce(int(row["id"]), now_ms)  # search drops the car's auction
             else:
                 rules = rules_from_row(row)
-                await self.engine.reschedule(rules.lot_id, rules.starts_at_ms, rules.ends_at_ms, now_ms=now_ms)
+                if await self.engine.reschedule(rules.lot_id, rules.starts_at_ms, rules.ends_at_ms, now_ms=now_ms):
+                    await self.engine.announce(rules.lot_id, now_ms)  # search learns the new end
 
     async def follow_auction(self, auction_id: int, removed_lot_ids: Sequence[int]) -> None:
         """`sync_auction` for the write path: the change is committed already, so an unreachable Redis is logged,

@@ -104,6 +104,13 @@ class BidLifecycleSettings(BiddingSettings, DatabaseSettings, KafkaSettings):
     )
     scheduler_interval_s: float = Field(default=0.5, gt=0, le=60, description="How often lots are opened and closed.")
     scheduler_arm_ahead_s: float = Field(default=300, ge=0, le=86_400, description="Arm lots this long before start.")
+    scheduler_announce_ahead_s: float = Field(
+        default=30 * 86_400, ge=0, le=366 * 86_400,
+        description="Lots of auctions starting this far ahead are armed and announced to search (upcoming).",
+    )  # fmt: skip
+    scheduler_announce_every_s: float = Field(
+        default=30, gt=0, le=3_600, description="How often the scheduler sweeps that far ahead."
+    )
 
     def vehicle_change_topic(self) -> str:
         return f"{self.topic_prefix}.{self.source_schema}.vehicles"

@@ -18,10 +18,11 @@ import orjson
 
 from schemas.debezium import InvalidChangeEvent
 
-EventType = Literal["bid", "retract", "closed", "result"]
-EVENT_TYPES: frozenset[str] = frozenset({"bid", "retract", "closed", "result"})
-# Within one lot and arrival number: bid < closed < countered < final result.
-PHASES: dict[str, int] = {"bid": 0, "retract": 0, "closed": 1, "countered": 2, "result": 3}
+EventType = Literal["bid", "retract", "state", "closed", "result"]
+EVENT_TYPES: frozenset[str] = frozenset({"bid", "retract", "state", "closed", "result"})
+# Within one lot and arrival number: bid < state (announced, then opened) < closed or withdrawn < countered < result.
+PHASES: dict[str, int] = {"bid": 0, "retract": 0, "state": 1, "closed": 3, "countered": 4, "result": 5}
+STATE_PHASES: dict[str, int] = {"scheduled": 1, "open": 2, "withdrawn": 3}
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class AuctionBidEvent:
     priceCents: int | None  # noqa: N815 - the lot's current price; None while no bid stands
     bidCount: int  # noqa: N815
     endsAtMs: int  # noqa: N815 - after soft-close extensions
-    lotStatus: str  # noqa: N815 - scheduled | open | if_bid | countered | sold | unsold
+    lotStatus: str  # noqa: N815 - scheduled | open | if_bid | countered | sold | unsold | withdrawn
     atMs: int  # noqa: N815 - when the engine accepted the bid or closed the lot, or when the decision was made
     bidId: str | None = None  # noqa: N815
     userId: int | None = None  # noqa: N815 - the bidder (bid, retract) or the buyer (sold)

@@ -43,6 +43,14 @@ def apply_auction_update(current: VehicleDocument | None, update: AuctionUpdate)
     if document.deleted or not document.is_newer(AUCTION_BIDS_SOURCE, update.position):
         return None
     event = update.event
+    if event.lotStatus == "withdrawn":  # its auction was cancelled: the car is in no auction
+        return document.model_copy(
+            update={
+                **dict.fromkeys(("currentBid", "bid_count", "auction_id", "auction_status", "auction_ends_at")),
+                "positions": {**document.positions, AUCTION_BIDS_SOURCE: update.position},
+                "version": document.version + 1,
+            }
+        )
     return document.model_copy(
         update={
             "currentBid": None if event.priceCents is None else event.priceCents / 100,

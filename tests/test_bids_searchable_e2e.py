@@ -56,6 +56,7 @@ def hub(database_factory: Any, kafka_broker: EmbeddedBroker, tmp_path_factory: A
         AUCTION_HUB_REDIS_URL=redis.url,
         AUCTION_HUB_AUCTION_BIDS_TOPIC=f"{env['AUCTION_HUB_TOPIC_PREFIX']}.auction-bids",
         AUCTION_HUB_SCHEDULER_INTERVAL_S="0.2",
+        AUCTION_HUB_SCHEDULER_ANNOUNCE_EVERY_S="1",
     )
     worker = HubProcess(["worker"], env, workdir / "worker.log")
     connector = HubProcess(["connect", "postgres"], env, workdir / "connector.log")
@@ -123,3 +124,25 @@ async def test_bids_and_the_close_reach_search(hub: Hub) -> None:
         ("sold", Decimal("1000.00"))
     ]
     assert db.sql("SELECT status FROM auctions WHERE id = %s", (short.auction_id,)) == [("closed",)]
+
+
+async def test_lots_without_bids_show_in_search_as_upcoming_then_live_and_leave_when_cancelled(hub: Hub) -> None:
+    db = hub.db
+    [later] = db.auction(starts_in=timedelta(days=2), ends_in=timedelta(days=3))
+    [soon] = db.auction(starts_in=timedelta(seconds=4), ends_in=timedelta(hours=1))
+    upcoming = await wait_for(hub, later.vehicle_id, lambda d: d.get("auction_status") == "upcoming")
+    assert (upcoming["auction_id"], upcoming["currentBid"], upcoming["bid_count"]) == (later.auction_id, None, 0)
+    assert upcoming["auction_ends_at"] is not None
+    await wait_for(hub, soon.vehicle_id, lambda d: d.get("auction_status") in ("upcoming", "live"))
+    await wait_for(hub, soon.vehicle_id, lambda d: d.get("auction_status") == "live")
+    listed = hub.client.get("/api/v1/vehicles", params={"auction_status": "upcoming", "limit": 100})
+    assert str(later.vehicle_id) in {item["id"] for item in listed.json()["data"]}
+
+    # the dealer cancels (what POST /auctions/{id}/cancel writes), live bidding follows: the car is in no auction
+    db.sql("UPDATE auctions SET status = 'cancelled' WHERE id = %s", (later.auction_id,))
+    db.sql("UPDATE auction_lots SET status = 'withdrawn' WHERE id = %s", (later.lot_id,))
+    db.sql("UPDATE vehicles SET status = 'active' WHERE id = %s", (later.vehicle_id,))
+    async with bidding(db.url, hub.redis.url) as (_, _, service):
+        await service.sync_auction(later.auction_id)
+    gone = await wait_for(hub, later.vehicle_id, lambda d: d.get("auction_status") is None and d["status"] == "active")
+    assert gone["auction_id"] is None

@@ -14,6 +14,7 @@ import redis as sync_redis
 from bidding.engine import events_key, notices_key
 from bidding.persistence import BidPersister
 from bidding.scheduler import LotScheduler
+from schemas.auction_bids import PHASES
 from tests.bidding.live_server import LiveApi, live_api
 from tests.bidding.pg_lots import ListSink, bidding
 from tests.marketplace.test_auctions import Market
@@ -95,9 +96,9 @@ async def test_if_bid_accept_counter_decline(api: LiveApi, market: Market) -> No
     sink = ListSink()
     await close_and_persist(api, sink)
     results = [(e.lotId, e.type, e.lotStatus, e.priceCents, e.phase) for e in sink.events]
-    assert (lot1, "result", "countered", 1_000_000, 2) in results
-    assert (lot1, "result", "sold", 1_400_000, 3) in results
-    assert (lot3, "result", "unsold", 1_000_000, 3) in results
+    assert (lot1, "result", "countered", 1_000_000, PHASES["countered"]) in results
+    assert (lot1, "result", "sold", 1_400_000, PHASES["result"]) in results
+    assert (lot3, "result", "unsold", 1_000_000, PHASES["result"]) in results
     client = sync_redis.Redis.from_url(api.redis.url)
     try:
         events: Any = client.xrange(events_key(lot1))

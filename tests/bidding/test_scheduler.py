@@ -33,7 +33,7 @@ async def test_lots_open_on_time_and_the_auction_goes_live(lifecycle_db: Db, red
     lots = db.auction(lots=2, starts_in=timedelta(minutes=2), ends_in=timedelta(hours=1))
     far = db.auction(starts_in=timedelta(days=2), ends_in=timedelta(days=3))
     async with bidding(db.url, redis_url) as (pool, redis, service):
-        scheduler = LotScheduler(pool, service, arm_ahead_s=300)
+        scheduler = LotScheduler(pool, service, arm_ahead_s=300, announce_ahead_s=0)
         tick = await scheduler.tick()
         assert sorted(tick.armed) == sorted(lot.lot_id for lot in lots)  # armed ahead, not the one in two days
         assert tick.opened == []
@@ -134,3 +134,43 @@ async def test_a_lot_that_cannot_be_armed_is_skipped_and_reported_once(
     warnings = [record.getMessage() for record in caplog.records if str(refused.lot_id) in record.getMessage()]
     assert len(warnings) == 1
     assert "recorded outside live bidding" in warnings[0]
+
+
+async def test_lots_no_bid_speaks_for_are_announced_for_search_once_and_again_when_they_open(
+    lifecycle_db: Db, redis_url: str
+) -> None:
+    """Search learns that a car is in an upcoming auction, and when it goes live, from state records the persister
+    publishes; a cancelled auction's lots are announced withdrawn."""
+    db = lifecycle_db
+    [far] = db.auction(starts_in=timedelta(days=3), ends_in=timedelta(days=4))
+    [soon] = db.auction(starts_in=timedelta(minutes=2), ends_in=timedelta(hours=1))
+    [cancelled] = db.auction(starts_in=timedelta(days=1), ends_in=timedelta(days=2))
+    async with bidding(db.url, redis_url) as (pool, redis, service):
+        scheduler = LotScheduler(pool, service, arm_ahead_s=300, announce_ahead_s=5 * 86_400, announce_every_s=60)
+        tick = await scheduler.tick()  # the first tick sweeps the whole announce horizon
+        assert {far.lot_id, soon.lot_id, cancelled.lot_id} <= set(tick.armed) & set(tick.announced)
+        assert (await scheduler.tick()).announced == []  # once per lot, and no sweep before a minute has passed
+
+        sink = ListSink()
+        await drain(BidPersister(redis, pool, sink, consumer="p"))
+        states = {(e.lotId, e.lotStatus, e.priceCents, e.bidCount) for e in sink.events if e.type == "state"}
+        first_positions = {e.lotId: e.position for e in sink.events}
+        assert {(lot.lot_id, "scheduled", None, 0) for lot in (far, soon, cancelled)} <= states
+        assert db.sql("SELECT count(*) FROM bids WHERE lot_id = %s", (far.lot_id,)) == [(0,)]  # nothing written
+
+        later = time.time() + 180
+        scheduler.clock = lambda: later
+        opened = await scheduler.tick()
+        assert soon.lot_id in opened.opened
+        assert opened.announced == [soon.lot_id]
+
+        db.sql("UPDATE auctions SET status = 'cancelled' WHERE id = %s", (cancelled.auction_id,))
+        await service.sync_auction(cancelled.auction_id)
+        sink.events.clear()
+        await drain(BidPersister(redis, pool, sink, consumer="p"))
+        assert {(e.lotId, e.type, e.lotStatus) for e in sink.events} == {
+            (soon.lot_id, "state", "open"),
+            (cancelled.lot_id, "state", "withdrawn"),
+        }
+        [opened_record] = [e for e in sink.events if e.lotId == soon.lot_id]
+        assert opened_record.position > first_positions[soon.lot_id]  # the indexer applies it over the announcement

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.auction_bids import AuctionBidEvent, encode_event
+from schemas.auction_bids import PHASES, STATE_PHASES, AuctionBidEvent, encode_event
 from schemas.debezium import InvalidChangeEvent
 from schemas.vehicle import VehicleDocument
 from streams.auction_bids import AUCTION_BIDS_SOURCE, apply_auction_update, decode_auction_bid
 
 
 def event(lot: int, seq: int, kind: str = "bid", status: str = "open", price: int | None = 150_000) -> bytes:
-    phase = {"bid": 0, "closed": 1, "result": 3}[kind]
+    phase = PHASES[kind]
     return encode_event(
         AuctionBidEvent(kind, lot, 3, 7, seq, phase, price, seq, 1_800_000_000_000, status, 1_799_999_000_000)  # type: ignore[arg-type]
     )
@@ -48,3 +48,27 @@ def test_a_record_before_the_vehicle_makes_a_hidden_stub_and_deleted_cars_stay_d
 def test_malformed_records_are_refused(value: bytes) -> None:
     with pytest.raises(InvalidChangeEvent):
         decode_auction_bid(value)
+
+
+def state(lot: int, seq: int, status: str) -> bytes:
+    return encode_event(
+        AuctionBidEvent("state", lot, 3, 7, seq, STATE_PHASES[status], None, seq, 1_800_000_000_000, status, 0)
+    )
+
+
+def test_state_records_show_an_upcoming_then_live_lot_and_a_withdrawn_one_leaves_no_auction() -> None:
+    document = VehicleDocument(id="7", status="in_auction")
+    upcoming = apply_auction_update(document, decode_auction_bid(state(lot=5, seq=0, status="scheduled")))
+    assert upcoming is not None
+    assert (upcoming.auction_status, upcoming.auction_id, upcoming.currentBid) == ("upcoming", 3, None)
+    assert upcoming.auction_ends_at == "2027-01-15T08:00:00+00:00"
+    live = apply_auction_update(upcoming, decode_auction_bid(state(lot=5, seq=0, status="open")))
+    assert live is not None
+    assert live.auction_status == "live"
+    assert apply_auction_update(live, decode_auction_bid(state(lot=5, seq=0, status="scheduled"))) is None  # late
+    withdrawn = apply_auction_update(live, decode_auction_bid(state(lot=5, seq=0, status="withdrawn")))
+    assert withdrawn is not None
+    assert (withdrawn.auction_status, withdrawn.auction_id, withdrawn.auction_ends_at) == (None, None, None)
+    relisted = apply_auction_update(withdrawn, decode_auction_bid(state(lot=6, seq=0, status="scheduled")))
+    assert relisted is not None
+    assert relisted.auction_status == "upcoming"
