@@ -186,6 +186,20 @@ def load_catalog() -> Catalog:
 
 
 @cache
+def _spellings() -> dict[str, str]:
+    makes = load_catalog().makes
+    names = [make.name for make in makes] + [model.name for make in makes for model in make.models]
+    return {name.lower(): name for name in names}
+
+
+def catalog_spelling(name: str) -> str:
+    """A known make or model as the catalog spells it ("toyota" -> "Toyota", "f-150" -> "F-150"), so one car is
+    not filed under two spellings; anything else as given, whitespace collapsed."""
+    name = " ".join(name.split())
+    return _spellings().get(name.lower(), name)
+
+
+@cache
 def load_locations() -> tuple[Location, ...]:
     """The packaged US locations: real ZIP codes with their centroid coordinates (cached)."""
     locations = []

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from functools import cache
 from typing import Annotated, Any, Final, Literal
 
 import psycopg
@@ -25,7 +24,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from hub.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from marketplace import listing_store
 from marketplace.accounts import CurrentUser
-from marketplace.catalog import BODY_TYPES, DRIVETRAINS, FUELS, TRANSMISSIONS, load_catalog, location_for_zip
+from marketplace.catalog import BODY_TYPES, DRIVETRAINS, FUELS, TRANSMISSIONS, catalog_spelling, location_for_zip
 from marketplace.db import Connection, single_statement, transaction
 from marketplace.listing_batches import CarBatcher
 from marketplace.vin import CHECK_DIGIT_INDEX, FIRST_MODEL_YEAR, VIN_LENGTH, is_valid_vin, vin_check_digit
@@ -121,25 +120,15 @@ def _choice(allowed: frozenset[str], what: str) -> Any:
     return AfterValidator(check)
 
 
-@cache
-def _canonical_makes() -> dict[str, str]:
-    return {make.name.lower(): make.name for make in load_catalog().makes}
-
-
-def check_make(value: str) -> str:
-    """Known makes take the catalog's spelling ("toyota" -> "Toyota"), so search facets do not split."""
-    make = " ".join(value.split())
-    return _canonical_makes().get(make.lower(), make)
-
-
 def _strip(value: Any) -> Any:
     return " ".join(value.split()) if isinstance(value, str) else value
 
 
 Text = Annotated[str, BeforeValidator(_strip)]
 Vin = Annotated[str, Field(examples=["4T1BF1FK5CU123456"]), AfterValidator(check_vin)]
-Make = Annotated[Text, Field(min_length=1, max_length=60), AfterValidator(check_make)]
-ModelName = Annotated[Text, Field(min_length=1, max_length=60)]
+# Known makes and models take the catalog's spelling ("toyota" -> "Toyota"), so search facets do not split.
+Make = Annotated[Text, Field(min_length=1, max_length=60), AfterValidator(catalog_spelling)]
+ModelName = Annotated[Text, Field(min_length=1, max_length=60), AfterValidator(catalog_spelling)]
 TrimName = Annotated[Text, Field(max_length=60)]
 Year = Annotated[int, AfterValidator(check_year)]
 Mileage = Annotated[int, Field(ge=0, le=MAX_MILEAGE, description="miles on the odometer")]

@@ -8,16 +8,17 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.search.fields import MAX_RESULT_WINDOW
 from connectors.search.port import DISTANCE, RELEVANCE, GeoFilter, SearchQuery, SearchResult, SortOrder
 from hub.errors import InvalidParameter
-from marketplace.catalog import location_for_zip
+from marketplace.catalog import catalog_spelling, location_for_zip
 from search_api.schemas import vehicle_body
 
 MAX_LIMIT = 100
@@ -111,13 +112,36 @@ class SearchParams(BaseModel):
     condition_max: float | None = Field(default=None, ge=0, le=5)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    zip: str | None = Field(default=None, pattern=r"^\d{5}$", description="a US ZIP code, instead of lat/lon")
+    zip: str | None = Field(default=None, description="a US ZIP code (5 digits), instead of lat/lon")
     radius_km: float | None = Field(default=None, gt=0, le=5000)
     sort: SortName | None = Field(default=None, description="default: relevance with q, else -year")
     page: int = Field(default=1, ge=1)
     limit: int = Field(default=DEFAULT_LIMIT, ge=0, le=MAX_LIMIT, description="0: facets only")
     cursor: str | None = Field(default=None, max_length=512, description="next_cursor of the previous page")
     facets: bool = Field(default=True, description="false: skip facet counts")
+
+    # Filter values as the documents spell them, whatever case the buyer typed ("toyota", "ny", "Pickup truck").
+    @field_validator("make", "model")
+    @classmethod
+    def _catalog_spelling(cls, values: list[str]) -> list[str]:
+        return [catalog_spelling(value) for value in values]
+
+    @field_validator("zip")
+    @classmethod
+    def _zip_code(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{5}", value.strip()):
+            raise ValueError("a US ZIP code is 5 digits, e.g. 10001")
+        return None if value is None else value.strip()
+
+    @field_validator("state")
+    @classmethod
+    def _state_code(cls, values: list[str]) -> list[str]:
+        return [value.strip().upper() for value in values]
+
+    @field_validator("body_type", "fuel", "transmission", "drivetrain")
+    @classmethod
+    def _pick_list_value(cls, values: list[str]) -> list[str]:
+        return [re.sub(r"[\s\-]+", "_", value.strip().lower()) for value in values]
 
 
 def build_query(params: SearchParams) -> SearchQuery:

@@ -96,6 +96,13 @@ async def test_ending_soonest_and_auction_status(client: httpx.AsyncClient) -> N
     assert body["data"][0]["currentBid"] == 27_500.0
 
 
+async def test_filter_values_match_whatever_case_the_buyer_typed(client: httpx.AsyncClient) -> None:
+    assert sorted(ids(await search(client, make="toyota", state="tx"))) == ["1", "2"]
+    assert ids(await search(client, make="FORD", model="f-150", body_type=" Sedan ")) == ["3"]
+    assert ids(await search(client, make="FORD", model="f-150", body_type="truck")) == []
+    assert sorted(ids(await search(client, model=["camry", " COROLLA "]))) == ["1", "2", "6"]
+
+
 async def test_unknown_filter_values_give_empty_results_not_errors(client: httpx.AsyncClient) -> None:
     body = await search(client, make="Lamborghini", color="Plaid")
     assert body["data"] == []
@@ -125,6 +132,7 @@ async def test_cursor_pages_through_everything_once(client: httpx.AsyncClient) -
         ({"radius_km": 10}, "radius_km"),
         ({"lat": 32.7}, "lon"),
         ({"zip": "00000", "radius_km": 5}, "zip"),
+        ({"zip": "1000"}, "zip"),
         ({"limit": 101}, "limit"),
         ({"page": 10_000}, "page"),
         ({"page": 0}, "page"),
