@@ -19,7 +19,7 @@ from bidding.rate_limit import RateLimit
 from bidding.redis_mux import RedisMux
 from bidding.service import BiddingService
 from bidding.settings import BiddingSettings
-from hub.errors import InvalidParameter, ServiceUnavailable
+from hub.errors import InvalidParameter, ServiceUnavailable, described_pattern
 from marketplace.api.deps import CurrentUserDep
 from marketplace.db import Connection
 
@@ -27,7 +27,13 @@ router = APIRouter(tags=["bidding"])
 
 RowId = Annotated[int, Path(ge=1, le=2**62)]
 Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2, description="Dollars, at most 2 decimals.")]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217; must be the auction's (USD).")]
+Currency = Annotated[
+    str,
+    Field(
+        pattern=described_pattern(r"^[A-Z]{3}$", "a 3-letter ISO 4217 currency code in capitals, e.g. USD"),
+        description="ISO 4217; must be the auction's (USD).",
+    ),
+]
 Kind = Annotated[
     Literal["max", "live"],
     Field(description="`max`: a secret maximum the engine bids up to for you (default); `live`: exactly this bid."),

@@ -72,6 +72,15 @@ def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
     return {"status": "error", "error": {"code": code, "message": message, **details}}
 
 
+_PATTERN_MESSAGES: dict[str, str] = {}
+
+
+def described_pattern(pattern: str, what: str) -> str:
+    """`pattern`, for `Field(pattern=...)`, with what a value that misses it is told instead of the regex."""
+    _PATTERN_MESSAGES[pattern] = what
+    return pattern
+
+
 def validation_problem(error: Mapping[str, Any]) -> dict[str, str]:
     """One of FastAPI's validation errors as `{parameter, message}`: the parameter named without its location
     (`query`, `body`...), a body that is not JSON at all as `body` with where the decoder stopped and why."""
@@ -82,6 +91,10 @@ def validation_problem(error: Mapping[str, Any]) -> dict[str, str]:
         because = f" ({reason})" if reason else ""
         return {"parameter": "body", "message": f"not valid JSON{where}{because}; send a JSON object"}
     parameter = ".".join(str(part) for part in loc[1:]) or str(loc[0])
+    if error.get("type") == "string_pattern_mismatch":
+        what = _PATTERN_MESSAGES.get(str((error.get("ctx") or {}).get("pattern")))
+        if what is not None:
+            return {"parameter": parameter, "message": f"expected {what}"}
     if error.get("type") == "extra_forbidden":
         where = "query parameter" if loc[0] == "query" else "field"
         return {"parameter": parameter, "message": f"unknown {where}: check its spelling, or leave it out (see /docs)"}

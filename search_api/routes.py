@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from hub.errors import described_pattern
 from search_api.deps import SearchServiceDep
 from search_api.query import SearchParams
 from search_api.schemas import vehicle_body
@@ -26,6 +27,9 @@ def cached_json(request: Request, body: Any) -> Response:
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(content, media_type="application/json", headers=headers)
+
+
+VEHICLE_ID_PATTERN = described_pattern(r"^[A-Za-z0-9_\-]+$", "letters, digits, _ and - only")
 
 
 @router.get("/vehicles")
@@ -52,7 +56,14 @@ async def suggest(
 @router.get("/vehicles/{vehicle_id}")
 async def get_vehicle(
     request: Request,
-    vehicle_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")],
+    vehicle_id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=64,
+            pattern=VEHICLE_ID_PATTERN,
+        ),
+    ],
     service: SearchServiceDep,
 ) -> Response:
     """One vehicle's document: vehicle, dealer, current bid and approved questions."""

@@ -7,16 +7,27 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from hub.errors import described_pattern
 from marketplace.api.deps import CurrentUserDep, PoolDep
-from marketplace.api.envelope import Page, paginated, success
+from marketplace.api.envelope import PHONE_PATTERN, Page, paginated, success
 from marketplace.dealers import Dealers
 
 router = APIRouter(prefix="/api/v1/dealers", tags=["dealers"])
 
 DealerId = Annotated[int, Path(ge=1, le=2**62)]
-Zip = Annotated[str, Field(pattern=r"^[0-9]{5}$", description="5-digit US ZIP code; sets city, state and location")]
-Phone = Annotated[str, Field(pattern=r"^\+?[0-9 ()\-]{7,20}$")]
-Licence = Annotated[str, Field(min_length=3, max_length=40, pattern=r"^\s*[A-Za-z0-9][A-Za-z0-9\-/ .]*\s*$")]
+Zip = Annotated[
+    str,
+    Field(
+        pattern=described_pattern(r"^[0-9]{5}$", "a 5-digit US ZIP code, e.g. 10001"),
+        description="5-digit US ZIP code; sets city, state and location",
+    ),
+]
+Phone = Annotated[str, Field(pattern=PHONE_PATTERN)]
+LICENCE_PATTERN = described_pattern(
+    r"^\s*[A-Za-z0-9][A-Za-z0-9\-/ .]*\s*$", "letters and digits, with - / . or spaces after the first"
+)
+STATE_PATTERN = described_pattern(r"^[A-Za-z]{2}$", "a 2-letter US state, e.g. TX")
+Licence = Annotated[str, Field(min_length=3, max_length=40, pattern=LICENCE_PATTERN)]
 DealerStatus = Literal["pending", "verified", "suspended"]
 CarStatus = Literal["draft", "active", "in_auction", "sold", "withdrawn"]
 AuctionStatus = Literal["upcoming", "live", "closed", "cancelled"]
@@ -116,7 +127,10 @@ async def list_dealers(
     dealers: DealersDep,
     page: Annotated[Page, Query()],
     status: Annotated[DealerStatus | None, Query()] = None,
-    state: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$", description="2-letter US state")] = None,
+    state: Annotated[
+        str | None,
+        Query(pattern=STATE_PATTERN, description="2-letter US state"),
+    ] = None,
 ) -> dict[str, Any]:
     """Stores, filtered by status and state."""
     rows, total = await dealers.list_dealers(user, page.limit, page.offset, status, state.upper() if state else None)

@@ -1,4 +1,5 @@
-"""The success envelope of the marketplace API (seed 002): `{"status": "success", "data", "pagination"?}`."""
+"""The success envelope of the marketplace API (seed 002): `{"status": "success", "data", "pagination"?}`, and
+field shapes several routes share."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from hub.errors import described_pattern
+
 MAX_PAGE_SIZE = 100
+
+PHONE_PATTERN = described_pattern(
+    r"^\+?[0-9 ()\-]{7,20}$", "a phone number: 7 to 20 digits, spaces, ( ) or -, optionally after a +"
+)
 
 
 class Page(BaseModel):

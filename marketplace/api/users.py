@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from marketplace.api.deps import AccountsDep, CurrentUserDep
-from marketplace.api.envelope import Page, paginated, success
+from marketplace.api.envelope import PHONE_PATTERN, Page, paginated, success
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -19,7 +19,7 @@ class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()\-]{7,20}$")
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     email: EmailStr | None = None
     password: str | None = Field(default=None, min_length=1, max_length=200)
     role: Literal["buyer", "dealer", "moderator", "admin"] | None = None

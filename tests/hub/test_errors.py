@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI, Query
 from pydantic import BaseModel, ConfigDict
 
-from hub.errors import install_error_handlers
+from hub.errors import described_pattern, install_error_handlers
 
 
 async def test_an_unexpected_failure_is_a_json_500_that_closes_the_connection() -> None:
@@ -62,3 +62,23 @@ async def test_an_unknown_query_parameter_or_field_is_named_as_unknown() -> None
     assert body.json()["error"]["problems"] == [
         {"parameter": "pasword", "message": "unknown field: check its spelling, or leave it out (see /docs)"}
     ]
+
+
+async def test_a_value_off_its_pattern_is_told_what_is_expected_not_the_regex() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/things")
+    async def things(
+        code: Annotated[str, Query(pattern=described_pattern(r"^[0-9]{3}$", "a 3-digit code, e.g. 042"))],
+        word: Annotated[str, Query(pattern=r"^[a-z]+$")] = "a",
+    ) -> None: ...
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        described = await client.get("/things", params={"code": "42"})
+        undescribed = await client.get("/things", params={"code": "042", "word": "A1"})
+    assert described.json()["error"]["problems"] == [
+        {"parameter": "code", "message": "expected a 3-digit code, e.g. 042"}
+    ]
+    assert undescribed.json()["error"]["problems"][0]["parameter"] == "word"  # pydantic's own words otherwise
