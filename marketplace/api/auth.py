@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form, Request, status
 from pydantic import BaseModel, EmailStr, Field
 
+from hub.errors import InvalidParameter
 from marketplace.accounts import TokenPair
 from marketplace.api.deps import AccountsDep, CurrentUserDep
 from marketplace.api.envelope import success
@@ -44,10 +44,36 @@ async def register(body: Registration, accounts: AccountsDep) -> dict[str, Any]:
     return success(user_body(user), "account created; sign in at /api/v1/auth/login")
 
 
+async def sign_in_fields(
+    request: Request,
+    username: Annotated[str | None, Form(description="your email")] = None,
+    password: Annotated[str | None, Form()] = None,
+) -> tuple[str, str]:
+    """The OAuth2 form's `username` and `password`; a JSON body `{"username" or "email", "password"}` also works,
+    since that is what most clients send first."""
+    if username is None and password is None and request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise InvalidParameter(
+                "body", 'not valid JSON; send a form, or {"username": ..., "password": ...}'
+            ) from None
+        if isinstance(body, dict):
+            username, password = body.get("username") or body.get("email"), body.get("password")
+    missing = [name for name, value in (("username", username), ("password", password)) if not isinstance(value, str)]
+    if missing:
+        raise InvalidParameter(
+            missing[0], "send username (your email) and password as form fields, or as a JSON object"
+        )
+    return str(username), str(password)
+
+
 @router.post("/login")
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], accounts: AccountsDep) -> dict[str, Any]:
-    """OAuth2 password flow: form fields `username` (the email) and `password`."""
-    return token_body(await accounts.login(form.username, form.password))
+async def login(
+    credentials: Annotated[tuple[str, str], Depends(sign_in_fields)], accounts: AccountsDep
+) -> dict[str, Any]:
+    """OAuth2 password flow: form fields `username` (the email) and `password` (or the same as a JSON object)."""
+    return token_body(await accounts.login(*credentials))
 
 
 @router.post("/refresh")

@@ -108,6 +108,23 @@ async def test_logout_revokes_the_session(client: httpx.AsyncClient) -> None:
     assert "signed out" in refused.json()["error"]["message"]
 
 
+async def test_sign_in_takes_the_oauth2_form_or_a_json_object(client: httpx.AsyncClient) -> None:
+    member = await sign_up(client, "json@example.com")
+    for body in ({"username": member.email, "password": PASSWORD}, {"email": member.email, "password": PASSWORD}):
+        signed_in = await client.post("/api/v1/auth/login", json=body)
+        assert signed_in.status_code == 200, signed_in.text
+        assert signed_in.json()["token_type"] == "bearer"
+    wrong = await client.post("/api/v1/auth/login", json={"username": member.email, "password": "not it 123"})
+    assert wrong.status_code == 401
+    for body, parameter in (({"username": member.email}, "password"), ({}, "username"), ([1], "username")):
+        missing = await client.post("/api/v1/auth/login", json=body)
+        assert missing.status_code == 422, body
+        assert missing.json()["error"]["problems"][0]["parameter"] == parameter, body
+    broken = await client.post("/api/v1/auth/login", content=b"{", headers={"content-type": "application/json"})
+    assert (broken.status_code, broken.json()["error"]["problems"][0]["parameter"]) == (422, "body")
+    assert (await client.post("/api/v1/auth/login", data={"username": member.email})).status_code == 422
+
+
 async def test_the_openapi_schema_offers_the_password_flow(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     flows = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
