@@ -199,6 +199,11 @@ def catalog_spelling(name: str) -> str:
     return _spellings().get(name.lower(), name)
 
 
+def color_spelling(name: str) -> str:
+    """A colour with each word capitalised ("dark blue", "DARK BLUE" -> "Dark Blue"): one facet value per colour."""
+    return " ".join(word.capitalize() for word in name.split())
+
+
 @cache
 def load_locations() -> tuple[Location, ...]:
     """The packaged US locations: real ZIP codes with their centroid coordinates (cached)."""

@@ -24,7 +24,15 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from hub.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from marketplace import listing_store
 from marketplace.accounts import CurrentUser
-from marketplace.catalog import BODY_TYPES, DRIVETRAINS, FUELS, TRANSMISSIONS, catalog_spelling, location_for_zip
+from marketplace.catalog import (
+    BODY_TYPES,
+    DRIVETRAINS,
+    FUELS,
+    TRANSMISSIONS,
+    catalog_spelling,
+    color_spelling,
+    location_for_zip,
+)
 from marketplace.db import Connection, single_statement, transaction
 from marketplace.listing_batches import CarBatcher
 from marketplace.vin import CHECK_DIGIT_INDEX, FIRST_MODEL_YEAR, VIN_LENGTH, is_valid_vin, vin_check_digit
@@ -137,7 +145,7 @@ BodyType = Annotated[str, _choice(BODY_TYPES, "body type")]
 Fuel = Annotated[str, _choice(FUELS, "fuel")]
 Transmission = Annotated[str, _choice(TRANSMISSIONS, "transmission")]
 Drivetrain = Annotated[str, _choice(DRIVETRAINS, "drivetrain")]
-Color = Annotated[Text, Field(min_length=1, max_length=40)]
+Color = Annotated[Text, Field(min_length=1, max_length=40), AfterValidator(color_spelling)]
 Zip = Annotated[str, Field(description="5-digit US ZIP of the car's lot"), AfterValidator(check_zip)]
 Price = Annotated[Decimal, Field(description="USD"), AfterValidator(check_price)]
 Status = Literal["draft", "active", "withdrawn"]

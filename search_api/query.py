@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from connectors.search.fields import MAX_RESULT_WINDOW
 from connectors.search.port import DISTANCE, RELEVANCE, GeoFilter, SearchQuery, SearchResult, SortOrder
 from hub.errors import InvalidParameter
-from marketplace.catalog import catalog_spelling, location_for_zip
+from marketplace.catalog import catalog_spelling, color_spelling, location_for_zip
 from search_api.schemas import vehicle_body
 
 MAX_LIMIT = 100
@@ -132,6 +132,11 @@ class SearchParams(BaseModel):
         if value is not None and not re.fullmatch(r"\d{5}", value.strip()):
             raise ValueError("a US ZIP code is 5 digits, e.g. 10001")
         return None if value is None else value.strip()
+
+    @field_validator("color")
+    @classmethod
+    def _color_spelling(cls, values: list[str]) -> list[str]:
+        return [color_spelling(value) for value in values]
 
     @field_validator("state")
     @classmethod

@@ -116,10 +116,15 @@ async def test_sign_in_takes_the_oauth2_form_or_a_json_object(client: httpx.Asyn
         assert signed_in.json()["token_type"] == "bearer"
     wrong = await client.post("/api/v1/auth/login", json={"username": member.email, "password": "not it 123"})
     assert wrong.status_code == 401
-    for body, parameter in (({"username": member.email}, "password"), ({}, "username"), ([1], "username")):
-        missing = await client.post("/api/v1/auth/login", json=body)
-        assert missing.status_code == 422, body
-        assert missing.json()["error"]["problems"][0]["parameter"] == parameter, body
+    incomplete: list[tuple[object, str]] = [
+        ({"username": member.email}, "password"),
+        ({}, "username"),
+        ([1], "username"),
+    ]
+    for sent, parameter in incomplete:
+        missing = await client.post("/api/v1/auth/login", json=sent)
+        assert missing.status_code == 422, sent
+        assert missing.json()["error"]["problems"][0]["parameter"] == parameter, sent
     broken = await client.post("/api/v1/auth/login", content=b"{", headers={"content-type": "application/json"})
     assert (broken.status_code, broken.json()["error"]["problems"][0]["parameter"]) == (422, "body")
     assert (await client.post("/api/v1/auth/login", data={"username": member.email})).status_code == 422

@@ -27,12 +27,14 @@ def problems_of(response: httpx.Response) -> list[str]:
 
 async def test_dealer_creates_a_car_with_location_from_zip(client: httpx.AsyncClient, migrated_database: str) -> None:
     dealer, dealer_id = await dealer_member(client, migrated_database, "lot@example.com")
-    fields = car_fields(make="toyota", model=" rav4 ", body_type="SUV", fuel="Plug-in hybrid", zip="98164")
+    fields = car_fields(
+        make="toyota", model=" rav4 ", body_type="SUV", fuel="Plug-in hybrid", zip="98164", exterior_color="dark  BLUE"
+    )
     response = await client.post("/api/v1/cars", json=fields, headers=dealer.headers)
     assert response.status_code == 201, response.text
     car = response.json()["data"]
     assert car["dealer_id"] == dealer_id
-    assert (car["make"], car["model"]) == ("Toyota", "RAV4")  # the catalog's spelling
+    assert (car["make"], car["model"], car["exterior_color"]) == ("Toyota", "RAV4", "Dark Blue")  # one spelling
     assert (car["body_type"], car["fuel"], car["status"]) == ("suv", "plug_in_hybrid", "active")
     assert car["location"]["zip"] == "98164"
     assert car["location"]["state"] == "WA"
