@@ -232,6 +232,19 @@ def location_for_zip(zip_code: str) -> Location | None:
 
 
 @cache
+def _city_spellings() -> dict[str, str]:
+    spellings = {location.city.lower(): location.city for location in _all_us_zips().values()}
+    spellings.update({location.city.lower(): location.city for location in load_locations()})
+    return spellings
+
+
+def city_spelling(name: str) -> str:
+    """A US city as listings spell it (they take it from the ZIP table: "new york" -> "New York")."""
+    name = " ".join(name.split())
+    return _city_spellings().get(name.lower(), name)
+
+
+@cache
 def _all_us_zips() -> dict[str, Location]:
     import zipcodes  # loads its table (~0.3 s) on first use only
 

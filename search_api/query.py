@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from connectors.search.fields import MAX_RESULT_WINDOW
 from connectors.search.port import DISTANCE, RELEVANCE, GeoFilter, SearchQuery, SearchResult, SortOrder
 from hub.errors import InvalidParameter
-from marketplace.catalog import catalog_spelling, color_spelling, location_for_zip
+from marketplace.catalog import catalog_spelling, city_spelling, color_spelling, location_for_zip
 from search_api.schemas import vehicle_body
 
 MAX_LIMIT = 100
@@ -137,6 +137,11 @@ class SearchParams(BaseModel):
     @classmethod
     def _color_spelling(cls, values: list[str]) -> list[str]:
         return [color_spelling(value) for value in values]
+
+    @field_validator("city")
+    @classmethod
+    def _city_spelling(cls, values: list[str]) -> list[str]:
+        return [city_spelling(value) for value in values]
 
     @field_validator("state")
     @classmethod

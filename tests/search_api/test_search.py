@@ -102,6 +102,7 @@ async def test_filter_values_match_whatever_case_the_buyer_typed(client: httpx.A
     assert ids(await search(client, make="FORD", model="f-150", body_type="truck")) == []
     assert sorted(ids(await search(client, model=["camry", " COROLLA "]))) == ["1", "2", "6"]
     assert ids(await search(client, color="RED")) == ["3"]
+    assert len(ids(await search(client, city=" austin"))) == 5
 
 
 async def test_unknown_filter_values_give_empty_results_not_errors(client: httpx.AsyncClient) -> None:
