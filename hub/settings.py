@@ -88,5 +88,5 @@ def load_settings(settings_class: type[SettingsT]) -> SettingsT:
         for error in exc.errors():
             name = "_".join(str(part) for part in error["loc"]).upper()
             variable = name if name.startswith(ENV_PREFIX) or name == "KAFKA_BOOTSTRAP_SERVERS" else ENV_PREFIX + name
-            problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
+            problems.append(f"{variable}={error.get('input')!r}: {str(error['msg']).removeprefix('Value error, ')}")
         raise SettingsError("invalid settings; fix these environment variables:\n  " + "\n  ".join(problems)) from exc

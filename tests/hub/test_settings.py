@@ -38,6 +38,7 @@ def test_bad_value_names_variable_and_fix(
         load_settings(UpSettings)
     assert variable in str(caught.value)
     assert hint in str(caught.value)
+    assert "Value error" not in str(caught.value)
 
 
 def test_missing_broker_is_explained() -> None:
