@@ -128,6 +128,24 @@ def _choice(allowed: frozenset[str], what: str) -> Any:
     return AfterValidator(check)
 
 
+def parse_decimal(value: Any) -> Any:
+    """Spreadsheet-friendly amounts: "$23,900" and 23900.0 both mean 23900 (anything else is left to the model)."""
+    if isinstance(value, str):
+        cleaned = value.strip().lstrip("$").replace(",", "").replace(" ", "")
+        try:
+            return Decimal(cleaned)
+        except InvalidOperation:
+            return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+def without_separators(value: Any) -> Any:
+    """ "45,000" miles is 45000 (anything else is left to the model)."""
+    return value.strip().replace(",", "").replace(" ", "") if isinstance(value, str) else value
+
+
 def _strip(value: Any) -> Any:
     return " ".join(value.split()) if isinstance(value, str) else value
 
@@ -139,7 +157,9 @@ Make = Annotated[Text, Field(min_length=1, max_length=60), AfterValidator(catalo
 ModelName = Annotated[Text, Field(min_length=1, max_length=60), AfterValidator(catalog_spelling)]
 TrimName = Annotated[Text, Field(max_length=60)]
 Year = Annotated[int, AfterValidator(check_year)]
-Mileage = Annotated[int, Field(ge=0, le=MAX_MILEAGE, description="miles on the odometer")]
+Mileage = Annotated[
+    int, Field(ge=0, le=MAX_MILEAGE, description="miles on the odometer"), BeforeValidator(without_separators)
+]
 ConditionGrade = Annotated[Decimal, Field(description="0 to 5, one decimal"), AfterValidator(check_condition)]
 BodyType = Annotated[str, _choice(BODY_TYPES, "body type")]
 Fuel = Annotated[str, _choice(FUELS, "fuel")]
@@ -147,7 +167,7 @@ Transmission = Annotated[str, _choice(TRANSMISSIONS, "transmission")]
 Drivetrain = Annotated[str, _choice(DRIVETRAINS, "drivetrain")]
 Color = Annotated[Text, Field(min_length=1, max_length=40), AfterValidator(color_spelling)]
 Zip = Annotated[str, Field(description="5-digit US ZIP of the car's lot"), AfterValidator(check_zip)]
-Price = Annotated[Decimal, Field(description="USD"), AfterValidator(check_price)]
+Price = Annotated[Decimal, Field(description="USD"), BeforeValidator(parse_decimal), AfterValidator(check_price)]
 Status = Literal["draft", "active", "withdrawn"]
 Description = Annotated[str, Field(max_length=5000)]
 Images = Annotated[list[str], AfterValidator(check_images)]
@@ -218,19 +238,6 @@ def location_columns(zip_code: str) -> dict[str, Any]:
         raise InvalidParameter("zip", f"unknown ZIP code {zip_code}")
     return {"zip": location.zip, "city": location.city, "state": location.state, "lat": location.lat,
             "lon": location.lon}  # fmt: skip
-
-
-def parse_decimal(value: Any) -> Any:
-    """Spreadsheet-friendly amounts: "$23,900" and 23900.0 both mean 23900 (anything else is left to the model)."""
-    if isinstance(value, str):
-        cleaned = value.strip().lstrip("$").replace(",", "").replace(" ", "")
-        try:
-            return Decimal(cleaned)
-        except InvalidOperation:
-            return value
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return value
 
 
 # -- the service ------------------------------------------------------------------------------------------------

@@ -62,6 +62,8 @@ async def test_dealer_creates_a_car_with_location_from_zip(client: httpx.AsyncCl
         ({"zip": "8020"}, "zip"),
         ({"body_type": "spaceship"}, "body_type"),
         ({"asking_price": -5}, "asking_price"),
+        ({"asking_price": "about 20k"}, "asking_price"),
+        ({"mileage": "lots"}, "mileage"),
         ({"status": "sold"}, "status"),
         ({"colour": "red"}, "colour"),
     ],
@@ -133,13 +135,16 @@ async def test_only_the_owning_dealer_or_an_admin_changes_a_car(
     assert (await client.post("/api/v1/cars", json=car_fields(), headers=buyer.headers)).status_code == 403
     assert (await client.get("/api/v1/cars", headers=buyer.headers)).status_code == 403
 
-    changed = await client.patch(
-        f"/api/v1/cars/{car_id}", json={"asking_price": "21999.50", "zip": "10007", "trim": None},
-        headers=owner.headers,
-    )  # fmt: skip
+    changes = {"asking_price": "$21,999.50", "mileage": "31,200", "zip": "10007", "trim": None}
+    changed = await client.patch(f"/api/v1/cars/{car_id}", json=changes, headers=owner.headers)
     assert changed.status_code == 200, changed.text
     body = changed.json()["data"]
-    assert (body["asking_price"], body["location"]["state"], body["trim"]) == (21999.5, "NY", None)
+    assert (body["asking_price"], body["mileage"], body["location"]["state"], body["trim"]) == (
+        21999.5,
+        31200,
+        "NY",
+        None,
+    )
     bad = await client.patch(f"/api/v1/cars/{car_id}", json={"make": None}, headers=owner.headers)
     assert bad.status_code == 422
     assert problems_of(bad) == ["make"]
