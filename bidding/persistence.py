@@ -90,6 +90,7 @@ def _event(ref: LotRef, kind: str, f: dict[str, str], *, status: str, outcome: s
         bidId=f.get("bid_id") or None,
         userId=int(f["user_id"]) if f.get("user_id") else None,
         outcome=outcome,
+        startsAtMs=int(f["starts_at_ms"]) if f.get("starts_at_ms") else None,
     )
 
 

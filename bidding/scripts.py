@@ -278,7 +278,7 @@ if status == 'closed' then
 end
 redis.call('XADD', KEYS[2], '*', 'type', 'state', 'status', status, 'user_id', '', 'price', fmt(s.price),
   'leader', s.leader, 'seq', fmt(s.seq), 'bid_count', fmt(s.bid_count), 'ends_at_ms', fmt(s.ends_at),
-  'accepted_at_ms', ARGV[1])
+  'starts_at_ms', fmt(s.starts_at), 'accepted_at_ms', ARGV[1])
 return 1
 """
 )

@@ -41,6 +41,7 @@ class AuctionBidEvent:
     bidId: str | None = None  # noqa: N815
     userId: int | None = None  # noqa: N815 - the bidder (bid, retract) or the buyer (sold)
     outcome: str | None = None  # the engine's outcome at the close: sold | if_bid | no_bids
+    startsAtMs: int | None = None  # noqa: N815 - the lot's start, in state records (bids and closes leave it out)
 
     @property
     def position(self) -> int:
@@ -74,6 +75,7 @@ def decode_event(value: bytes | None) -> AuctionBidEvent:
             bidId=data.get("bidId"),
             userId=None if data.get("userId") is None else int(data["userId"]),
             outcome=data.get("outcome"),
+            startsAtMs=None if data.get("startsAtMs") is None else int(data["startsAtMs"]),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, InvalidChangeEvent):

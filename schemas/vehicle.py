@@ -80,6 +80,7 @@ class VehicleDocument(BaseModel):
     currentBid: float | None = None  # noqa: N815 - the seed's API field name
     auction_id: int | None = None
     auction_status: str | None = None
+    auction_starts_at: str | None = None
     auction_ends_at: str | None = None
     bid_count: int | None = None  # accepted bids on the vehicle's current lot (streams/auction_bids.py)
     questions: list[Question] = Field(default_factory=list)

@@ -19,6 +19,7 @@ AUCTION_BIDS_SOURCE = "auction.bids"
 
 # The lot's state as the search API's `auction_status` facet knows it (upcoming | live | closed).
 AUCTION_STATUS = {"scheduled": "upcoming", "open": "live"}
+AUCTION_FIELDS = ("currentBid", "bid_count", "auction_id", "auction_status", "auction_starts_at", "auction_ends_at")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def apply_auction_update(current: VehicleDocument | None, update: AuctionUpdate)
     if event.lotStatus == "withdrawn":  # its auction was cancelled: the car is in no auction
         return document.model_copy(
             update={
-                **dict.fromkeys(("currentBid", "bid_count", "auction_id", "auction_status", "auction_ends_at")),
+                **dict.fromkeys(AUCTION_FIELDS),
                 "positions": {**document.positions, AUCTION_BIDS_SOURCE: update.position},
                 "version": document.version + 1,
             }
@@ -57,10 +58,15 @@ def apply_auction_update(current: VehicleDocument | None, update: AuctionUpdate)
             "bid_count": event.bidCount,
             "auction_id": event.auctionId,
             "auction_status": AUCTION_STATUS.get(event.lotStatus, "closed"),
-            "auction_ends_at": datetime.fromtimestamp(event.endsAtMs / 1000, UTC).isoformat()
-            if event.endsAtMs
-            else None,
+            "auction_starts_at": _iso(event.startsAtMs)
+            if event.startsAtMs
+            else (document.auction_starts_at if event.auctionId == document.auction_id else None),
+            "auction_ends_at": _iso(event.endsAtMs) if event.endsAtMs else None,
             "positions": {**document.positions, AUCTION_BIDS_SOURCE: update.position},
             "version": document.version + 1,
         }
     )
+
+
+def _iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat()

@@ -157,6 +157,7 @@ OTHER_SOURCE_FIELDS = (
     "currentBid",
     "auction_id",
     "auction_status",
+    "auction_starts_at",
     "auction_ends_at",
     "bid_count",
     "questions",

@@ -154,6 +154,8 @@ async def test_lots_no_bid_speaks_for_are_announced_for_search_once_and_again_wh
         sink = ListSink()
         await drain(BidPersister(redis, pool, sink, consumer="p"))
         states = {(e.lotId, e.lotStatus, e.priceCents, e.bidCount) for e in sink.events if e.type == "state"}
+        starts = {e.lotId: e.startsAtMs for e in sink.events}
+        assert starts[far.lot_id] == pytest.approx((time.time() + 3 * 86_400) * 1000, abs=120_000)
         first_positions = {e.lotId: e.position for e in sink.events}
         assert {(lot.lot_id, "scheduled", None, 0) for lot in (far, soon, cancelled)} <= states
         assert db.sql("SELECT count(*) FROM bids WHERE lot_id = %s", (far.lot_id,)) == [(0,)]  # nothing written

@@ -50,10 +50,13 @@ def test_malformed_records_are_refused(value: bytes) -> None:
         decode_auction_bid(value)
 
 
-def state(lot: int, seq: int, status: str) -> bytes:
+def state(lot: int, seq: int, status: str, auction: int = 3) -> bytes:
     return encode_event(
-        AuctionBidEvent("state", lot, 3, 7, seq, STATE_PHASES[status], None, seq, 1_800_000_000_000, status, 0)
-    )
+        AuctionBidEvent(
+            "state", lot, auction, 7, seq, STATE_PHASES[status], None, seq, 1_800_000_000_000, status, 0,
+            startsAtMs=1_799_900_000_000,
+        )
+    )  # fmt: skip
 
 
 def test_state_records_show_an_upcoming_then_live_lot_and_a_withdrawn_one_leaves_no_auction() -> None:
@@ -62,13 +65,21 @@ def test_state_records_show_an_upcoming_then_live_lot_and_a_withdrawn_one_leaves
     assert upcoming is not None
     assert (upcoming.auction_status, upcoming.auction_id, upcoming.currentBid) == ("upcoming", 3, None)
     assert upcoming.auction_ends_at == "2027-01-15T08:00:00+00:00"
+    assert upcoming.auction_starts_at == "2027-01-14T04:13:20+00:00"
+    bid = apply_auction_update(upcoming, decode_auction_bid(event(lot=5, seq=1, status="scheduled")))
+    assert bid is not None
+    assert bid.auction_starts_at == upcoming.auction_starts_at  # a bid record says nothing of the start: kept
     live = apply_auction_update(upcoming, decode_auction_bid(state(lot=5, seq=0, status="open")))
     assert live is not None
     assert live.auction_status == "live"
     assert apply_auction_update(live, decode_auction_bid(state(lot=5, seq=0, status="scheduled"))) is None  # late
     withdrawn = apply_auction_update(live, decode_auction_bid(state(lot=5, seq=0, status="withdrawn")))
     assert withdrawn is not None
-    assert (withdrawn.auction_status, withdrawn.auction_id, withdrawn.auction_ends_at) == (None, None, None)
+    assert (withdrawn.auction_status, withdrawn.auction_id, withdrawn.auction_starts_at) == (None, None, None)
     relisted = apply_auction_update(withdrawn, decode_auction_bid(state(lot=6, seq=0, status="scheduled")))
     assert relisted is not None
     assert relisted.auction_status == "upcoming"
+    next_auction = AuctionBidEvent("bid", 8, 4, 7, 1, 0, 150_000, 1, 1_800_000_000_000, "open", 0)
+    moved_on = apply_auction_update(relisted, decode_auction_bid(encode_event(next_auction)))
+    assert moved_on is not None
+    assert (moved_on.auction_id, moved_on.auction_starts_at) == (4, None)  # not the start of auction 3
