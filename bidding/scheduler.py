@@ -65,16 +65,23 @@ class LotScheduler:
         self._next_sweep = 0.0
 
     async def tick(self) -> Tick:
-        """One pass over the lots that start before now + `arm_ahead_s` and are not closed in PostgreSQL."""
+        """One pass over the lots that start before now + `arm_ahead_s` (`announce_ahead_s` on a sweep) and are not
+        closed in PostgreSQL."""
         tick = Tick()
         now = self.clock()
         now_ms = int(now * 1000)
-        ahead = self.arm_ahead_s
-        if now >= self._next_sweep:  # the wider sweep: lots of auctions further ahead, to announce them
-            ahead, self._next_sweep = self.announce_ahead_s, now + self.announce_every_s
-        horizon = datetime.fromtimestamp(now, UTC) + timedelta(seconds=ahead)
+        sweep = now >= self._next_sweep
+        if sweep:
+            self._next_sweep = now + self.announce_every_s
+        horizon = datetime.fromtimestamp(now, UTC) + timedelta(
+            seconds=self.announce_ahead_s if sweep else self.arm_ahead_s
+        )
         async with self.pool.connection() as conn:
             rows = await bid_store.lots_to_schedule(conn, horizon, self.batch)
+        if sweep:  # forget lots closed since (by another scheduler too): at worst one is announced again
+            still_open = {int(row["id"]) for row in rows}
+            self._announced &= still_open
+            self._refused &= still_open
         if not rows:
             return tick
         redis = self.engine.redis
