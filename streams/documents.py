@@ -12,6 +12,7 @@ from typing import Any
 
 from schemas.debezium import UNAVAILABLE_VALUE
 from schemas.vehicle import DealerSummary, VehicleDocument
+from streams.auction_bids import AUCTION_FIELDS, OPEN_AUCTION_STATUSES
 from streams.changes import (
     DEALERS_SOURCE,
     VEHICLES_SOURCE,
@@ -88,6 +89,10 @@ def apply_vehicle_upsert(
         links.append(DealerLink(int(new_dealer), change.vehicle_id, linked=True, known_position=known_position))
     if soft_deleted and not document.deleted and document.dealer_id is not None and not dealer_changed:
         links.append(DealerLink(document.dealer_id, change.vehicle_id, linked=False))
+    if document.auction_status in OPEN_AUCTION_STATUSES and fields.get("status", document.status) != "in_auction":
+        # Taken out of its auction (lots replaced, auction cancelled): live bidding sends nothing for a lot that no
+        # longer exists. A later record of a lot still applies: the auction position is kept.
+        fields.update(dict.fromkeys(AUCTION_FIELDS))
     # A new document starts from the model's defaults: no dump of an empty one (a snapshot is all new documents).
     base = {"id": change.vehicle_id} if current is None else current.model_dump()
     updated = VehicleDocument.model_validate(

@@ -57,6 +57,26 @@ def test_an_update_takes_the_changed_fields_and_keeps_the_other_blocks() -> None
     assert document == type(document).model_validate(document.model_dump())
 
 
+def test_a_car_taken_out_of_an_upcoming_or_live_auction_loses_its_auction_fields() -> None:
+    in_auction = apply_vehicle_upsert(None, VehicleUpsert("7", row(status="in_auction"), 100)).document
+    assert in_auction is not None
+    announced = in_auction.model_copy(
+        update={"auction_id": 4, "auction_status": "upcoming", "auction_ends_at": "2027-01-15T08:00:00+00:00",
+                "bid_count": 0, "positions": {**in_auction.positions, "auction.bids": 9}}
+    )  # fmt: skip
+    still = apply_vehicle_upsert(announced, VehicleUpsert("7", row(status="in_auction", mileage=151_010), 101))
+    assert still.document is not None
+    assert (still.document.auction_status, still.document.auction_id) == ("upcoming", 4)
+    removed = apply_vehicle_upsert(announced, VehicleUpsert("7", row(status="active"), 102)).document
+    assert removed is not None
+    assert (removed.auction_status, removed.auction_id, removed.auction_ends_at) == (None, None, None)
+    assert removed.positions["auction.bids"] == 9
+    closed = announced.model_copy(update={"auction_status": "closed", "currentBid": 5000.0})
+    unsold = apply_vehicle_upsert(closed, VehicleUpsert("7", row(status="active"), 102)).document
+    assert unsold is not None
+    assert (unsold.auction_status, unsold.currentBid) == ("closed", 5000.0)  # a past auction stays on record
+
+
 def test_older_or_replayed_change_is_ignored() -> None:
     document = apply_vehicle_upsert(None, VehicleUpsert("7", row(mileage=2), 200)).document
     assert apply_vehicle_upsert(document, VehicleUpsert("7", row(mileage=1), 150)).document is None
