@@ -49,7 +49,7 @@ def run_probe(broker: EmbeddedBroker, log_dir: Path, app_id: str, topic: str, mo
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env={**os.environ, "PROBE_LOGLEVEL": "info"},
+            env={**os.environ, "PROBE_LOGLEVEL": os.environ.get("PROBE_LOGLEVEL", "info")},
         )
         try:
             stdout, _ = probe.communicate(timeout=120)
