@@ -56,6 +56,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "reserve_met": ("reserveMet", lambda v: v in ("1", "true", "True")),
     "ends_at_ms": ("endsAt", int),
     "accepted_at_ms": ("acceptedAt", int),
+    "at_ms": ("at", int),
 }
 
 

@@ -59,6 +59,7 @@ async def test_a_buyer_hears_they_were_outbid_and_resumes_after_a_disconnect(api
                 outbid = await reader.next()
                 assert outbid.event == "outbid"
                 assert (outbid.data["lotId"], outbid.data["currentPrice"]) == (lot, 12_100.0)
+                assert isinstance(outbid.data["at"], int)  # Unix ms, like the lot feed's times
                 assert outbid.id
             first_id = outbid.id
             await readers[2].nothing_more(0.6)  # bob leads: nothing for him
