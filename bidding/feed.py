@@ -348,7 +348,9 @@ async def event_stream(
         for lot in sorted(lots):
             head = states[lot].head
             position = resume.get(lot)
-            if position is None or states[lot].lost_after(position[0]):
+            # An id from after Redis's clock was never sent (a made-up or another server's Last-Event-ID): resuming
+            # from it would hold back every event before it, so the client gets the state instead.
+            if position is None or position[0][0] > replay_before or states[lot].lost_after(position[0]):
                 state = await view(lot)
                 snapshot_id = f"{lot}:{format_stream_id(head)}"
                 yield encode_event("snapshot", {"lotId": lot, **(state or {"status": "unknown"})}, snapshot_id)

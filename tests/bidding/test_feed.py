@@ -207,6 +207,19 @@ async def test_a_gap_older_than_the_stream_keeps_gets_a_snapshot(market: Market,
         await reader.nothing_more(0.8)
 
 
+async def test_a_last_event_id_from_the_future_gets_a_snapshot_and_then_live_events(market: Market) -> None:
+    auction, _ = await live_auction(market)
+    lot = auction["lots"][0]["id"]
+    buyer = await market.member()
+    future = f"{lot}:{int(time.time() * 1000) + 10**9}-0"
+    async with market.client.stream("GET", f"/api/v1/stream?lots={lot}", headers={"Last-Event-ID": future}) as r:
+        reader = SseReader(r)
+        assert (await reader.next()).event == "snapshot"
+        await bid(market, buyer, lot, 10_000)
+        price = await reader.next()
+        assert (price.event, price.data["currentPrice"]) == ("price", 10_000.0)
+
+
 async def test_bad_watchlists_are_422(market: Market) -> None:
     for query in ("lots=", "lots=a,b", "lots=0", ",".join(["lots=1"] + [str(i) for i in range(2, 300)])):
         response = await market.client.get(f"/api/v1/stream?{query}")
