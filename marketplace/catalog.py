@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -192,11 +193,20 @@ def _spellings() -> dict[str, str]:
     return {name.lower(): name for name in names}
 
 
+def _known_spelling(spellings: dict[str, str], name: str) -> str:
+    name = " ".join(name.split())
+    return spellings.get(name.lower(), name)
+
+
 def catalog_spelling(name: str) -> str:
     """A known make or model as the catalog spells it ("toyota" -> "Toyota", "f-150" -> "F-150"), so one car is
     not filed under two spellings; anything else as given, whitespace collapsed."""
-    name = " ".join(name.split())
-    return _spellings().get(name.lower(), name)
+    return _known_spelling(_spellings(), name)
+
+
+def pick_list_spelling(value: str) -> str:
+    """A pick-list value as stored: lower case, spaces and hyphens as `_` ("Plug-in hybrid" -> "plug_in_hybrid")."""
+    return re.sub(r"[\s\-]+", "_", value.strip().lower())
 
 
 def color_spelling(name: str) -> str:
@@ -240,8 +250,7 @@ def _city_spellings() -> dict[str, str]:
 
 def city_spelling(name: str) -> str:
     """A US city as listings spell it (they take it from the ZIP table: "new york" -> "New York")."""
-    name = " ".join(name.split())
-    return _city_spellings().get(name.lower(), name)
+    return _known_spelling(_city_spellings(), name)
 
 
 @cache

@@ -32,6 +32,7 @@ from marketplace.catalog import (
     catalog_spelling,
     color_spelling,
     location_for_zip,
+    pick_list_spelling,
 )
 from marketplace.db import Connection, single_statement, transaction
 from marketplace.listing_batches import CarBatcher
@@ -120,7 +121,7 @@ def _choice(allowed: frozenset[str], what: str) -> Any:
     """Accepts any case and spaces/hyphens for underscores ("Plug-in hybrid" -> plug_in_hybrid)."""
 
     def check(value: str) -> str:
-        normalized = re.sub(r"[\s\-]+", "_", value.strip().lower())
+        normalized = pick_list_spelling(value)
         if normalized not in allowed:
             raise ValueError(f"{what} must be one of {', '.join(sorted(allowed))}")
         return normalized

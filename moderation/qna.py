@@ -24,6 +24,10 @@ STAFF: Final = frozenset({"moderator", "admin"})
 ANSWERABLE: Final = "approved"
 
 
+def _row_id(number: str) -> int | None:
+    return int(number) if number.isdigit() and 0 < int(number) < 2**62 else None
+
+
 @dataclass(frozen=True, slots=True)
 class ItemRef:
     """`question-12` / `answer-7`: how the moderators' API names an item."""
@@ -34,17 +38,18 @@ class ItemRef:
     @classmethod
     def parse(cls, text: str) -> ItemRef:
         kind, _, number = text.partition("-")
-        if kind not in KINDS or not number.isdigit() or not 0 < int(number) < 2**62:
+        item_id = _row_id(number)
+        if kind not in KINDS or item_id is None:
             raise InvalidParameter("item_id", "write question-<id> or answer-<id>, e.g. question-12")
-        return cls(kind, int(number))
+        return cls(kind, item_id)
 
     @classmethod
     def of_kind(cls, kind: Kind, text: str, parameter: str) -> ItemRef:
         """A path id of a known kind, as a bare number (`12`) or as the API returns it (`question-12`)."""
-        number = text.removeprefix(f"{kind}-")
-        if not number.isdigit() or not 0 < int(number) < 2**62:
+        item_id = _row_id(text.removeprefix(f"{kind}-"))
+        if item_id is None:
             raise InvalidParameter(parameter, f"write the {kind}'s id, e.g. 12 or {kind}-12")
-        return cls(kind, int(number))
+        return cls(kind, item_id)
 
     def __str__(self) -> str:
         return f"{self.kind}-{self.item_id}"

@@ -18,7 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from connectors.search.fields import MAX_RESULT_WINDOW
 from connectors.search.port import DISTANCE, RELEVANCE, GeoFilter, SearchQuery, SearchResult, SortOrder
 from hub.errors import InvalidParameter
-from marketplace.catalog import catalog_spelling, city_spelling, color_spelling, location_for_zip
+from marketplace.catalog import (
+    catalog_spelling,
+    city_spelling,
+    color_spelling,
+    location_for_zip,
+    pick_list_spelling,
+)
 from search_api.schemas import vehicle_body
 
 MAX_LIMIT = 100
@@ -151,7 +157,7 @@ class SearchParams(BaseModel):
     @field_validator("body_type", "fuel", "transmission", "drivetrain")
     @classmethod
     def _pick_list_value(cls, values: list[str]) -> list[str]:
-        return [re.sub(r"[\s\-]+", "_", value.strip().lower()) for value in values]
+        return [pick_list_spelling(value) for value in values]
 
 
 def build_query(params: SearchParams) -> SearchQuery:
