@@ -56,14 +56,7 @@ async def suggest(
 @router.get("/vehicles/{vehicle_id}")
 async def get_vehicle(
     request: Request,
-    vehicle_id: Annotated[
-        str,
-        Path(
-            min_length=1,
-            max_length=64,
-            pattern=VEHICLE_ID_PATTERN,
-        ),
-    ],
+    vehicle_id: Annotated[str, Path(min_length=1, max_length=64, pattern=VEHICLE_ID_PATTERN)],
     service: SearchServiceDep,
 ) -> Response:
     """One vehicle's document: vehicle, dealer, current bid and approved questions."""

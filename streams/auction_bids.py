@@ -19,7 +19,7 @@ AUCTION_BIDS_SOURCE = "auction.bids"
 
 # The lot's state as the search API's `auction_status` facet knows it (upcoming | live | closed).
 AUCTION_STATUS = {"scheduled": "upcoming", "open": "live"}
-OPEN_AUCTION_STATUSES = ("upcoming", "live")
+OPEN_AUCTION_STATUSES = frozenset(AUCTION_STATUS.values())
 AUCTION_FIELDS = ("currentBid", "bid_count", "auction_id", "auction_status", "auction_starts_at", "auction_ends_at")
 
 
