@@ -57,7 +57,7 @@ COLUMNS: Final = (
     Column("transmission", True, ", ".join(sorted(TRANSMISSIONS)), "automatic"),
     Column("drivetrain", True, ", ".join(sorted(DRIVETRAINS)), "fwd"),
     Column("exterior_color", True, "colour name", "Blue"),
-    Column("zip", True, "5-digit US ZIP of the lot; city, state and coordinates come from it", "80264"),
+    Column("zip", False, "5-digit US ZIP of the lot (empty: your dealership's); gives city and state", "80264"),
     Column("asking_price", True, "USD, up to 2 decimals ($23,900 works)", "23900"),
     Column("status", False, f"{', '.join(DEALER_STATUSES)} (empty: active)", "active"),
     Column("description", False, "free text, up to 5,000 characters", "One owner, service records"),

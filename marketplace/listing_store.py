@@ -31,6 +31,8 @@ _ARRAY_TYPES: Final[dict[str, str]] = {
     "exterior_color": "text", "city": "text", "state": "text", "zip": "text", "lat": "float8", "lon": "float8",
     "images": "text", "description": "text", "asking_price": "numeric", "status": "text",
 }  # fmt: skip
+# A car listed without a ZIP stands at its dealership: these columns fall back to the dealer's (`d`).
+LOCATION_COLUMNS: Final = frozenset({"zip", "city", "state", "lat", "lon"})
 SORTS: Final[dict[str, str]] = {
     "-created": "id DESC", "created": "id", "price": "asking_price, id", "-price": "asking_price DESC, id DESC",
     "year": "year, id", "-year": "year DESC, id DESC", "mileage": "mileage, id", "-mileage": "mileage DESC, id DESC",
@@ -42,16 +44,25 @@ async def dealer_owned_by(conn: Connection, user_id: int) -> dict[str, Any] | No
     return await cursor.fetchone()
 
 
-async def insert_car(conn: Connection, dealer_id: int, values: dict[str, Any]) -> dict[str, Any]:
+def _value_or_dealers(column: str, value: str) -> str:
+    """A select-list item: the car's value, or for a location column left empty the dealership's."""
+    return f"coalesce({value}, d.{column})" if column in LOCATION_COLUMNS else value
+
+
+def _selected_values(columns: Sequence[str]) -> str:
+    return ", ".join(_value_or_dealers(column, f"%({column})s") for column in columns)
+
+
+async def insert_car(conn: Connection, dealer_id: int, values: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert a car for the dealership `dealer_id` (None if it does not exist)."""
     columns = [column for column in WRITABLE_COLUMNS if column in values]
     cursor = await conn.execute(
         f"INSERT INTO vehicles (dealer_id, {', '.join(columns)}) "
-        f"VALUES (%(dealer_id)s, {', '.join(f'%({column})s' for column in columns)}) RETURNING {CAR_COLUMNS}",
+        f"SELECT d.id, {_selected_values(columns)} FROM dealers d WHERE d.id = %(dealer_id)s "
+        f"RETURNING {CAR_COLUMNS}",
         {**values, "dealer_id": dealer_id},
     )
-    row = await cursor.fetchone()
-    assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
-    return row
+    return await cursor.fetchone()
 
 
 async def insert_car_for_owner(conn: Connection, owner_id: int, values: dict[str, Any]) -> dict[str, Any] | None:
@@ -62,7 +73,7 @@ async def insert_car_for_owner(conn: Connection, owner_id: int, values: dict[str
     columns = [column for column in WRITABLE_COLUMNS if column in values]
     cursor = await conn.execute(
         f"INSERT INTO vehicles (dealer_id, {', '.join(columns)}) "
-        f"SELECT d.id, {', '.join(f'%({column})s' for column in columns)} FROM dealers d "
+        f"SELECT d.id, {_selected_values(columns)} FROM dealers d "
         f"WHERE d.owner_id = %(owner_id)s AND d.status <> 'suspended' RETURNING {CAR_COLUMNS}",
         {**values, "owner_id": owner_id},
     )
@@ -76,7 +87,9 @@ def _unnested(rows: Sequence[dict[str, Any]]) -> tuple[str, str, dict[str, Any]]
     # Image lists differ in length, which a 2-D array cannot hold: each travels as one '\n'-joined text.
     arrays["images"] = ["\n".join(row.get("images") or []) for row in rows]
     selected = [
-        "coalesce(string_to_array(nullif(u.images, ''), E'\\n'), '{}')" if column == "images" else f"u.{column}"
+        "coalesce(string_to_array(nullif(u.images, ''), E'\\n'), '{}')"
+        if column == "images"
+        else _value_or_dealers(column, f"u.{column}")
         for column in columns
     ]
     unnest_args = ", ".join(f"%({column})s::{_ARRAY_TYPES[column]}[]" for column in columns)
@@ -93,7 +106,8 @@ async def insert_cars(conn: Connection, dealer_id: int, rows: Sequence[dict[str,
     selected, unnest_args, arrays = _unnested(rows)
     cursor = await conn.execute(
         f"INSERT INTO vehicles (dealer_id, {', '.join(WRITABLE_COLUMNS)}) "
-        f"SELECT %(dealer_id)s, {selected} FROM unnest({unnest_args}) AS u({', '.join(WRITABLE_COLUMNS)}) "
+        f"SELECT d.id, {selected} FROM unnest({unnest_args}) AS u({', '.join(WRITABLE_COLUMNS)}) "
+        "JOIN dealers d ON d.id = %(dealer_id)s "
         "ON CONFLICT (dealer_id, vin) WHERE deleted_at IS NULL DO NOTHING RETURNING id, vin",
         {**arrays, "dealer_id": dealer_id},
     )

@@ -191,7 +191,7 @@ class CarSpec(BaseModel):
     transmission: Transmission
     drivetrain: Drivetrain
     exterior_color: Color
-    zip: Zip
+    zip: Zip | None = Field(default=None, description="5-digit US ZIP of the car's lot; omitted: the dealership's")
     asking_price: Price
     status: Status = "active"
     description: Description | None = None
@@ -227,10 +227,19 @@ NULLABLE_FIELDS: Final = frozenset({"trim", "description"})
 
 
 def columns_of(spec: CarSpec) -> dict[str, Any]:
-    """The `vehicles` columns of a validated car: the ZIP expanded to city, state and coordinates."""
+    """The `vehicles` columns of a validated car: the ZIP expanded to city, state and coordinates.
+
+    Without a ZIP the location columns are None, and the insert takes the dealership's location.
+    """
     values = spec.model_dump()
-    values.update(location_columns(spec.zip))
+    if spec.zip is None:
+        values.update(dict.fromkeys(LOCATION_COLUMNS))
+    else:
+        values.update(location_columns(spec.zip))
     return values
+
+
+LOCATION_COLUMNS: Final = ("zip", "city", "state", "lat", "lon")
 
 
 def location_columns(zip_code: str) -> dict[str, Any]:
@@ -300,7 +309,10 @@ class Listings:
             # registered or reinstated in between), insert for the dealer it found.
             dealer_id = await self.dealer_of(actor)
             async with transaction(self.pool) as conn:
-                return await listing_store.insert_car(conn, dealer_id, values)
+                car = await listing_store.insert_car(conn, dealer_id, values)
+            if car is None:  # the dealership was removed in between
+                raise Forbidden("register your dealership first (POST /api/v1/dealers), then list cars")
+            return car
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict(
                 f"you already list VIN {spec.vin}; change that car instead", problems=[

@@ -112,6 +112,21 @@ async def test_good_rows_are_created_and_reuploading_creates_nothing(
     assert car_count(migrated_database) == 25
 
 
+async def test_rows_without_a_zip_take_the_dealerships(
+    client: httpx.AsyncClient, dealer: Member, migrated_database: str
+) -> None:
+    header = [name for name in HEADER if name != "zip"]
+    fields = car_fields()
+    no_zip_column = workbook_bytes([[fields.get(name) for name in header]], header)
+    data = (await upload(client, dealer, no_zip_column)).json()["data"]
+    assert data["created_count"] == 1, data
+    with_blank = (await upload(client, dealer, workbook_bytes([row(zip=None), row(zip="79605")]))).json()["data"]
+    assert with_blank["created_count"] == 2, with_blank
+    with psycopg.connect(migrated_database) as conn:
+        zips = [z for (z,) in conn.execute("SELECT zip FROM vehicles ORDER BY id")]
+    assert zips == ["80202", "80202", "79605"]
+
+
 async def test_mixed_rows_report_row_column_and_reason(
     client: httpx.AsyncClient, dealer: Member, migrated_database: str
 ) -> None:

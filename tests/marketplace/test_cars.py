@@ -48,6 +48,25 @@ async def test_dealer_creates_a_car_with_location_from_zip(client: httpx.AsyncCl
     assert (await client.get(f"/api/v1/cars/{car['id']}")).status_code == 401
 
 
+async def test_a_car_listed_without_a_zip_stands_at_its_dealership(
+    client: httpx.AsyncClient, migrated_database: str
+) -> None:
+    dealer, _ = await dealer_member(client, migrated_database, "atlot@example.com")  # the dealership is in 80202
+    fields = car_fields()
+    del fields["zip"]
+    response = await client.post("/api/v1/cars", json=fields, headers=dealer.headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["data"]["location"] == {
+        "zip": "80202", "city": "Denver", "state": "CO", "lat": 39.75, "lon": -104.99}  # fmt: skip
+    moved = await client.patch(
+        f"/api/v1/cars/{response.json()['data']['id']}", json={"zip": "98164"}, headers=dealer.headers
+    )
+    assert moved.json()["data"]["location"]["state"] == "WA"
+    null_zip = await client.post("/api/v1/cars", json=car_fields(zip=None), headers=dealer.headers)
+    assert null_zip.status_code == 201, null_zip.text
+    assert null_zip.json()["data"]["location"]["zip"] == "80202"
+
+
 @pytest.mark.parametrize(
     ("overrides", "parameter"),
     [

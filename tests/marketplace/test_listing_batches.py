@@ -76,9 +76,11 @@ async def test_concurrent_cars_of_several_dealers_go_in_one_statement(
 ) -> None:
     (ana, ana_dealer), (bo, bo_dealer) = dealer_user(migrated_database), dealer_user(migrated_database)
     batcher = CarBatcher(pool)
-    cars = [(ana, car()), (bo, car()), (ana, car(zip="79605", asking_price=9_999))]
+    cars = [(ana, car()), (bo, car(zip=None)), (ana, car(zip="79605", asking_price=9_999))]
     created = await asyncio.gather(*(batcher.insert(user.id, values) for user, values in cars))
     assert statements == [3]
+    assert created[1] is not None
+    assert (created[1]["zip"], created[1]["city"]) == ("80202", "Denver")  # no ZIP: the dealership's
     assert [row["dealer_id"] for row in created if row] == [ana_dealer, bo_dealer, ana_dealer]
     assert [row["vin"] for row in created if row] == [values["vin"] for _, values in cars]
     assert created[2] is not None
@@ -139,7 +141,8 @@ async def test_a_statement_error_sends_every_car_of_the_batch_alone(
 async def test_a_lone_car_is_not_held_back(migrated_database: str, pool: Any, statements: list[int]) -> None:
     ana, ana_dealer = dealer_user(migrated_database)
     listings = Listings(pool, CarBatcher(pool))
-    for _ in range(3):
-        created = await listings.create(ana, CarSpec.model_validate(car_fields()))
+    for zip_code in ("80264", None, "79605"):
+        created = await listings.create(ana, CarSpec.model_validate(car_fields(zip=zip_code)))
         assert created["dealer_id"] == ana_dealer
+        assert created["zip"] == (zip_code or "80202")
     assert statements == [1, 1, 1]
