@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from redis.asyncio import Redis
 
 from bidding.engine import BidEngine
@@ -30,9 +30,10 @@ Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2, descrip
 Currency = Annotated[
     str,
     Field(
-        pattern=described_pattern(r"^[A-Z]{3}$", "a 3-letter ISO 4217 currency code in capitals, e.g. USD"),
-        description="ISO 4217; must be the auction's (USD).",
+        pattern=described_pattern(r"^[A-Z]{3}$", "a 3-letter ISO 4217 currency code, e.g. USD"),
+        description="ISO 4217 (any case); must be the auction's (USD).",
     ),
+    BeforeValidator(lambda value: value.strip().upper() if isinstance(value, str) else value),
 ]
 Kind = Annotated[
     Literal["max", "live"],
