@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import typing
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -81,9 +86,11 @@ def described_pattern(pattern: str, what: str) -> str:
     return pattern
 
 
-def validation_problem(error: Mapping[str, Any]) -> dict[str, str]:
+def validation_problem(error: Mapping[str, Any], route: Any = None) -> dict[str, str]:
     """One of FastAPI's validation errors as `{parameter, message}`: the parameter named without its location
-    (`query`, `body`...), a body that is not JSON at all as `body` with where the decoder stopped and why."""
+    (`query`, `body`...), a body that is not JSON at all as `body` with where the decoder stopped and why.
+
+    An unknown name gets the closest of the names `route` (the matched route) takes there, if any is close."""
     loc = error["loc"]
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error")
@@ -97,9 +104,83 @@ def validation_problem(error: Mapping[str, Any]) -> dict[str, str]:
             return {"parameter": parameter, "message": f"expected {what}"}
     if error.get("type") == "extra_forbidden":
         where = "query parameter" if loc[0] == "query" else "field"
-        return {"parameter": parameter, "message": f"unknown {where}: check its spelling, or leave it out (see /docs)"}
+        meant = closest_names(str(loc[-1]), names_at(route, tuple(loc)))
+        hint = f"did you mean {' or '.join(meant)}?" if meant else "check its spelling, or leave it out"
+        return {"parameter": parameter, "message": f"unknown {where}: {hint} (see /docs)"}
     # A validator's own message reads better without pydantic's "Value error, " in front of it.
     return {"parameter": parameter, "message": str(error["msg"]).removeprefix("Value error, ")}
+
+
+def closest_names(name: str, known: Collection[str], most: int = 2) -> list[str]:
+    """Known names a misspelt or half-remembered `name` likely meant: close spellings (`modle` → `model`), or one
+    word of a longer name (`color` → `exterior_color`, `dealer` → `dealer_id`, `max_amount` → `amount`)."""
+    lowered = name.lower()
+    close = difflib.get_close_matches(lowered, known, n=most, cutoff=0.75)
+    by_word = [
+        candidate
+        for candidate in sorted(known)
+        if candidate not in close
+        and min(len(candidate), len(lowered)) >= 3
+        and (
+            candidate.startswith(f"{lowered}_")
+            or candidate.endswith(f"_{lowered}")
+            or lowered.startswith(f"{candidate}_")
+            or lowered.endswith(f"_{candidate}")
+        )
+    ]
+    return (close + by_word)[:most]
+
+
+def names_at(route: Any, loc: tuple[Any, ...]) -> set[str]:
+    """The names a request to `route` may use where validation found the unknown name at `loc`: the query
+    parameters (`("query", name)`), or the fields of the body's model at that depth (`("body", ..., name)`)."""
+    if not isinstance(route, APIRoute) or not loc:
+        return set()
+    if loc[0] == "query":
+        return {name for dependant in _dependants(route.dependant) for name in _query_names(dependant)}
+    if loc[0] != "body" or route.body_field is None:
+        return set()
+    model: Any = _model_inside(route.body_field.field_info.annotation)
+    for part in loc[1:-1]:
+        if isinstance(part, int):
+            continue
+        fields = model.model_fields if _is_model(model) else {}
+        if part not in fields:
+            return set()
+        model = _model_inside(fields[part].annotation)
+    if not _is_model(model):
+        return set()
+    return {field.alias or name for name, field in model.model_fields.items()}
+
+
+def _dependants(dependant: Dependant) -> Iterator[Dependant]:
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from _dependants(sub)
+
+
+def _query_names(dependant: Dependant) -> Iterator[str]:
+    for param in dependant.query_params:
+        model = _model_inside(param.field_info.annotation)
+        if model is None:
+            yield param.alias
+        else:  # a query-parameter model: its fields are the parameters
+            yield from (field.alias or name for name, field in model.model_fields.items())
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _model_inside(annotation: Any) -> Any:
+    """The model a field holds, through `list[...]`, `X | None` and `Annotated[...]`; None if it holds none."""
+    if _is_model(annotation):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_inside(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -110,8 +191,9 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [validation_problem(error) for error in exc.errors()]
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        route = request.scope.get("route")
+        problems = [validation_problem(error, route) for error in exc.errors()]
         message = "; ".join(f"{problem['parameter']}: {problem['message']}" for problem in problems)
         return JSONResponse(error_body("invalid_request", message, problems=problems), status_code=422)
 

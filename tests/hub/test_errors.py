@@ -29,10 +29,18 @@ async def test_an_unexpected_failure_is_a_json_500_that_closes_the_connection() 
     assert "a bug" not in response.text  # internals stay in the log
 
 
+class Lot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vehicle_id: int
+
+
 class Registration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: str
+    password: str = ""
+    lots: list[Lot] | None = None
 
 
 class Filters(BaseModel):
@@ -41,27 +49,35 @@ class Filters(BaseModel):
     make: str | None = None
 
 
-async def test_an_unknown_query_parameter_or_field_is_named_as_unknown() -> None:
+async def test_an_unknown_query_parameter_or_field_is_named_as_unknown_with_what_it_likely_meant() -> None:
     app = FastAPI()
     install_error_handlers(app)
 
     @app.get("/search")
-    async def search(filters: Annotated[Filters, Query()]) -> None: ...
+    async def search(filters: Annotated[Filters, Query()], dealer_id: int | None = None) -> None: ...
 
     @app.post("/register")
     async def register(body: Registration) -> None: ...
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
-        query = await client.get("/search", params={"maek": "Ford"})
-        body = await client.post("/register", json={"email": "a@example.com", "pasword": "x"})
+        query = await client.get("/search", params={"maek": "Ford", "dealer": "3", "colour": "red"})
+        body = await client.post(
+            "/register",
+            json={"email": "a@example.com", "pasword": "x", "zzz": 1, "lots": [{"vehicle": 3}]},
+        )
     assert (query.status_code, body.status_code) == (422, 422)
     assert query.json()["error"]["problems"] == [
-        {"parameter": "maek", "message": "unknown query parameter: check its spelling, or leave it out (see /docs)"}
+        {"parameter": "maek", "message": "unknown query parameter: did you mean make? (see /docs)"},
+        {"parameter": "dealer", "message": "unknown query parameter: did you mean dealer_id? (see /docs)"},
+        {"parameter": "colour", "message": "unknown query parameter: check its spelling, or leave it out (see /docs)"},
     ]
-    assert body.json()["error"]["problems"] == [
-        {"parameter": "pasword", "message": "unknown field: check its spelling, or leave it out (see /docs)"}
-    ]
+    assert {problem["parameter"]: problem["message"] for problem in body.json()["error"]["problems"]} == {
+        "pasword": "unknown field: did you mean password? (see /docs)",
+        "zzz": "unknown field: check its spelling, or leave it out (see /docs)",
+        "lots.0.vehicle": "unknown field: did you mean vehicle_id? (see /docs)",
+        "lots.0.vehicle_id": "Field required",
+    }
 
 
 async def test_a_value_off_its_pattern_is_told_what_is_expected_not_the_regex() -> None:

@@ -96,6 +96,18 @@ async def test_invalid_specifications_are_422_naming_the_field(
     assert problems_of(response) == [parameter]
 
 
+async def test_an_unknown_field_names_the_one_likely_meant(client: httpx.AsyncClient, migrated_database: str) -> None:
+    dealer, _ = await dealer_member(client, migrated_database, "meant@example.com")
+    fields = car_fields()
+    fields["color"] = fields.pop("exterior_color")
+    response = await client.post("/api/v1/cars", json=fields, headers=dealer.headers)
+    assert response.status_code == 422
+    assert {problem["parameter"]: problem["message"] for problem in response.json()["error"]["problems"]} == {
+        "exterior_color": "Field required",
+        "color": "unknown field: did you mean exterior_color? (see /docs)",
+    }
+
+
 async def test_vin_check_digit_error_names_the_expected_digit(
     client: httpx.AsyncClient, migrated_database: str
 ) -> None:
