@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.telemetry import TelemetryConfig
 
 from bidding import api as bidding_routes
@@ -99,11 +99,14 @@ def create_app(
     app.add_middleware(SecurityHeaders)
 
     @app.get("/", include_in_schema=False)
-    async def root() -> Any:
-        """Where to go from the root: someone opening the bare host gets the way in, not a 404."""
+    async def root(request: Request) -> Any:
+        """Where to go from the root: a browser gets the search page, a client the way in, never a 404."""
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/search", status_code=303)
         return {
             "name": "auction-hub",
             "links": {
+                "search_page": "/search",
                 "search": "/api/v1/vehicles?q=camry",
                 "vehicle": "/api/v1/vehicles/{id}",
                 "suggest": "/api/v1/vehicles/suggest?q=cam",

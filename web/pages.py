@@ -1,8 +1,9 @@
-"""The live auction page: a lot or an auction's lots, prices pushed over EventSource (the API's SSE, or nchan).
+"""The buyer's pages: vehicle search (`/search`, over the search API) and the live auction page (a lot or an
+auction's lots, prices pushed over EventSource: the API's SSE, or nchan).
 
 `AUCTION_HUB_LIVE_STREAM=nchan` points the page's EventSource at nchan (`AUCTION_HUB_NCHAN_STREAM_URL`, relative:
 the page is then opened through nginx, which proxies the API); the default is the API's own SSE feed. The page
-has no inline script or style, so the API's strict Content-Security-Policy stays as it is.
+pages have no inline script or style, so the API's strict Content-Security-Policy stays as it is.
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ from hub.errors import NotFound
 from hub.settings import load_settings
 
 STATIC = Path(__file__).resolve().parent / "static"
-ASSETS = {"live.js": "text/javascript; charset=utf-8", "live.css": "text/css; charset=utf-8"}
+ASSETS = {
+    "live.js": "text/javascript; charset=utf-8",
+    "live.css": "text/css; charset=utf-8",
+    "search.js": "text/javascript; charset=utf-8",
+    "search.css": "text/css; charset=utf-8",
+}
 PAGE_HEADERS = {"Cache-Control": "no-cache"}
 
-router = APIRouter(tags=["live pages"], include_in_schema=False)
+router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
 def get_live_settings(request: Request) -> NchanSettings:
@@ -83,9 +89,16 @@ async def live_lot(lotId: RowId, service: ServiceDep, settings: LiveSettingsDep)
     return HTMLResponse(render_page(f"Lot {lotId}", [(lotId, None)], settings, None), headers=PAGE_HEADERS)
 
 
+@router.get("/search", response_class=FileResponse)
+async def search_page() -> FileResponse:
+    """Vehicle search: the page reads its own query string (`/search?q=camry&make=Toyota`) and asks the API."""
+    return FileResponse(STATIC / "search.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+@router.get("/static/{name}")
 @router.get("/live/static/{name}")
-async def live_asset(name: str) -> FileResponse:
-    """The page's script and style sheet."""
+async def page_asset(name: str) -> FileResponse:
+    """The pages' scripts and style sheets."""
     if name not in ASSETS:
         raise NotFound(f"no asset {name}")
     return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,166 @@
+"""The buyer's pages in a real browser (headless Debian Chromium driven by Playwright) against the real API:
+search from the page's query string, facets and ranges that filter, errors shown; a bid priced live on the page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from connectors.search.factory import create_search_index
+from search_api.settings import ApiSettings
+from tests.bidding.live_server import LiveApi, live_api, live_auction
+from tests.bidding.test_feed import bid
+from tests.connectors.search.conftest import make_vehicle
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason="needs Debian's chromium (apt-get install -y chromium; .ci/run does)",
+)
+# As root, on a machine with no way out: no sandbox, and none of Chromium's own calls home.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def api(database_factory: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    directory = tmp_path_factory.mktemp("browser")
+    with live_api(database_factory, directory, "browser") as live:
+        asyncio.run(fill_index(directory / "index"))
+        yield live
+
+
+async def fill_index(index_path: Path) -> None:
+    """25 Camrys (two in California, one with markup in its trim), 3 Ford F-150s, a Civic in a live auction."""
+    writer = create_search_index(ApiSettings(index_path=index_path), writer=True)
+    vehicles = [
+        make_vehicle(n, make="Toyota", model="Camry", year=2010 + n % 12, asking_price=10_000.0 + 500 * n)
+        for n in range(1, 26)
+    ]
+    vehicles[0] = make_vehicle(1, make="Toyota", model="Camry", trim='<img src=x id="injected">', state="CA")
+    vehicles[1] = make_vehicle(2, make="Toyota", model="Camry", state="CA", asking_price=31_000.0)
+    vehicles += [make_vehicle(n, make="Ford", model="F-150", asking_price=38_000.0) for n in range(26, 29)]
+    vehicles.append(
+        make_vehicle(29, make="Honda", model="Civic", currentBid=9_000.0, auction_id=77, auction_status="live",
+                     auction_ends_at="2030-01-01T12:00:00Z")
+    )  # fmt: skip
+    try:
+        await writer.upsert(vehicles)
+        await writer.flush()
+    finally:
+        await writer.close()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context()
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    await context.close()
+    assert errors == []  # no script error on any page
+
+
+async def result_ids(page: Page) -> list[str]:
+    return [str(await item.get_attribute("data-vehicle")) for item in await page.locator("#results li").all()]
+
+
+async def test_search_page_filters_by_facet_range_and_chip(api: LiveApi, page: Page) -> None:
+    await page.goto(f"{api.base_url}/search?q=camry")
+    status = page.locator("#search-status")
+    await expect(status).to_have_text("25 vehicles")
+    await expect(page.locator("#results li")).to_have_count(20)
+    assert await page.locator("#q").input_value() == "camry"
+    assert await page.locator("#injected").count() == 0  # a trim holding markup shows as text
+    await expect(page.locator('#results li[data-vehicle="1"] .title')).to_contain_text('<img src=x id="injected">')
+
+    await page.locator('input[data-facet="state"][value="CA"]').check()
+    await expect(status).to_have_text("2 vehicles")
+    assert re.search(r"[?&]state=CA", page.url)
+    assert sorted(await result_ids(page)) == ["1", "2"]
+    chip = page.locator("#active-filters button", has_text="state: CA")
+    await chip.click()
+    await expect(status).to_have_text("25 vehicles")
+    assert "state=" not in page.url
+
+    await page.locator('button[data-range="price"]', has_text="$30,000 –").click()
+    await expect(status).to_have_text("1 vehicle")
+    assert await result_ids(page) == ["2"]
+    assert "price_min=30000" in page.url
+
+    await page.go_back()
+    await expect(status).to_have_text("25 vehicles")
+
+
+async def test_search_page_pages_sorts_and_types_a_search(api: LiveApi, page: Page) -> None:
+    await page.goto(f"{api.base_url}/search")
+    status = page.locator("#search-status")
+    await expect(status).to_have_text("29 vehicles")
+    await expect(page.locator("#page-of")).to_have_text("page 1 of 2")
+    await expect(page.locator("#previous")).to_be_disabled()
+    first_page = await result_ids(page)
+    await page.locator("#next").click()
+    await expect(page.locator("#page-of")).to_have_text("page 2 of 2")
+    second_page = await result_ids(page)
+    assert len(second_page) == 9
+    assert not set(first_page) & set(second_page)
+
+    await page.locator("#q").fill("f150")
+    await page.locator("#sort").select_option("-price")
+    await page.locator("#search-form button[type=submit]").click()
+    await expect(status).to_have_text("3 vehicles")
+    assert "page=" not in page.url  # a new search starts on its first page
+    await expect(page.locator("#results li .title").first).to_contain_text("Ford F-150")
+
+    await page.goto(f"{api.base_url}/search?q=civic")
+    live_line = page.locator("#results li .auction")
+    await expect(live_line).to_contain_text("Auction live")
+    await expect(live_line).to_contain_text("current bid $9,000")
+    assert await live_line.locator("a").get_attribute("href") == "/live/auctions/77"
+
+
+async def test_search_page_shows_what_the_api_refused(api: LiveApi, page: Page) -> None:
+    await page.goto(f"{api.base_url}/search?radius_km=50")
+    status = page.locator("#search-status")
+    await expect(status).to_have_class("error")
+    await expect(status).to_contain_text("radius_km")
+    await page.goto(f"{api.base_url}/search?make=Lada")
+    await expect(status).to_have_text("no vehicle matches; remove a filter")
+
+
+async def test_the_root_sends_a_browser_to_search(api: LiveApi, page: Page) -> None:
+    await page.goto(f"{api.base_url}/")
+    assert page.url == f"{api.base_url}/search"
+    await expect(page.locator("h1")).to_have_text("Find a vehicle")
+
+
+async def test_a_bid_reaches_the_live_page_in_the_browser(api: LiveApi, page: Page) -> None:
+    async with api.market() as market:
+        auction, _ = await live_auction(market, lots=2)
+        lot = auction["lots"][1]["id"]
+        await page.goto(f"{api.base_url}/live/auctions/{auction['id']}")
+        await expect(page.locator("#live-status")).to_have_text(re.compile("live|connected"), timeout=10_000)
+        buyer = await market.member()
+        placed: dict[str, Any] = await bid(market, buyer, lot, 12_000)
+    price = page.locator(f'tr[data-lot="{lot}"] [data-field="price"]')
+    await expect(price).to_have_text("$12,000.00", timeout=5_000)
+    assert placed["currentPrice"] == 12_000
+    await expect(page.locator(f'tr[data-lot="{lot}"] [data-field="bids"]')).to_have_text("1")
