@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import weakref
@@ -101,7 +102,35 @@ def main(bootstrap: str, app_id: str, topic_name: str, mode: str, expected: int)
                 os._exit(0)
 
     app.agent(topic, name="apply")(apply)
+    if mode == "read":
+        app.timer(5.0)(lambda: report_consumer_state(app))
     run_worker(app)
+
+
+async def report_consumer_state(app: Any) -> None:
+    """Where a read probe waiting for its record stands: what Faust fetches, and each partition's positions."""
+    consumer = app.consumer
+    thread = consumer._thread  # noqa: SLF001
+    kafka = thread._consumer  # noqa: SLF001
+    lines = [
+        f"flow_active={consumer.flow_active} rebalancing={app.rebalancing} "
+        f"active={sorted(map(str, consumer._active_partitions or ()))} "  # noqa: SLF001
+        f"paused={sorted(map(str, consumer._paused_partitions))} "  # noqa: SLF001
+        f"committed={ {str(tp): o for tp, o in consumer._committed_offset.items()} } "  # noqa: SLF001
+        f"rereads={getattr(consumer, 'pending_rereads', None)}"
+    ]
+    if kafka is not None:
+        assignment = kafka._subscription.subscription and kafka._subscription.subscription.assignment  # noqa: SLF001
+        if assignment is not None:
+            for tp in sorted(assignment.tps):
+                state = assignment.state_value(tp)
+                lines.append(
+                    f"  {tp.topic}[{tp.partition}] position={state._position} highwater={state.highwater} "  # noqa: SLF001
+                    f"paused={state.paused} has_valid_position={state.has_valid_position}"
+                )
+        fetcher = kafka._fetcher  # noqa: SLF001
+        lines.append(f"  fetcher records={list(fetcher._records)} fetch_task_done={fetcher._fetch_task.done()}")  # noqa: SLF001
+    logging.getLogger("table_probe").warning("consumer state:\n%s", "\n".join(lines))
 
 
 if __name__ == "__main__":
