@@ -26,6 +26,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {
     "live.js": "text/javascript; charset=utf-8",
     "live.css": "text/css; charset=utf-8",
+    "bid.js": "text/javascript; charset=utf-8",
     "search.js": "text/javascript; charset=utf-8",
     "search.css": "text/css; charset=utf-8",
 }
@@ -56,7 +57,10 @@ def render_page(
     rows = "\n".join(
         f'<tr data-lot="{lot}"><td>#{lot}</td><td>{"" if vehicle is None else vehicle}</td>'
         '<td data-field="status"></td><td data-field="price"></td><td data-field="bids"></td>'
-        '<td data-field="leader"></td><td data-field="reserve"></td><td data-field="ends"></td></tr>'
+        '<td data-field="leader"></td><td data-field="reserve"></td><td data-field="ends"></td>'
+        f'<td><form class="bid" data-lot="{lot}"><input name="amount" type="number" min="1" step="1" required '
+        f'aria-label="your maximum bid on lot {lot}, in dollars"><button type="submit">Bid</button></form>'
+        '<span data-field="reply" role="status"></span></td></tr>'
         for lot, vehicle in lots
     )
     values = {

@@ -18,6 +18,7 @@ from search_api.settings import ApiSettings
 from tests.bidding.live_server import LiveApi, live_api, live_auction
 from tests.bidding.test_feed import bid
 from tests.connectors.search.conftest import make_vehicle
+from tests.marketplace.api_client import PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -164,3 +165,44 @@ async def test_a_bid_reaches_the_live_page_in_the_browser(api: LiveApi, page: Pa
     await expect(price).to_have_text("$12,000.00", timeout=5_000)
     assert placed["currentPrice"] == 12_000
     await expect(page.locator(f'tr[data-lot="{lot}"] [data-field="bids"]')).to_have_text("1")
+
+
+async def test_a_buyer_signs_in_and_bids_on_the_live_page(api: LiveApi, page: Page) -> None:
+    async with api.market() as market:
+        auction, _ = await live_auction(market)
+        lot = auction["lots"][0]["id"]
+        buyer, rival = await market.member(), await market.member()
+        await page.goto(f"{api.base_url}/live/auctions/{auction['id']}")
+        row = page.locator(f'tr[data-lot="{lot}"]')
+        reply = row.locator('[data-field="reply"]')
+
+        await row.locator("input[name=amount]").fill("12000")
+        await row.locator("form.bid button").click()
+        await expect(reply).to_have_text("sign in above to bid")
+
+        await page.locator("#sign-in input[name=username]").fill(buyer.email)
+        await page.locator("#sign-in input[name=password]").fill("wrong password")
+        await page.locator("#sign-in button").click()
+        await expect(page.locator("#bidder-status")).to_have_class("error")
+        await page.locator("#sign-in input[name=password]").fill(PASSWORD)
+        await page.locator("#sign-in button").click()
+        await expect(page.locator("#signed-in")).to_be_visible()
+
+        await row.locator("input[name=amount]").fill("50")
+        await row.locator("form.bid button").click()
+        await expect(reply).to_have_class("error")
+        await expect(reply).to_contain_text("(at least $10,000.00)")  # the lot's starting price
+
+        await row.locator("input[name=amount]").fill("12000")
+        await row.locator("form.bid button").click()
+        await expect(reply).to_contain_text("accepted: you lead at")
+        await expect(row.locator('[data-field="bids"]')).to_have_text("1")  # over the price feed
+
+        await bid(market, rival, lot, 13_000)  # a live bid above the buyer's maximum
+        await expect(reply).to_have_text("outbid: the price is now $13,000.00")
+        await expect(row.locator('[data-field="price"]')).to_have_text("$13,000.00")
+
+        await page.reload()  # the session lasts as long as the tab
+        await expect(page.locator("#signed-in")).to_be_visible()
+        await page.locator("#sign-out").click()
+        await expect(page.locator("#sign-in")).to_be_visible()
