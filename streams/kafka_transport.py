@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -148,6 +148,44 @@ class BoundedWaitConsumer(driver.Consumer):
         finishing = finish_stepped(delivery, waiting_on)
         raced = await self.wait_first(finishing, self.suspend_flow.wait())
         return finishing in raced.done
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        """faust-streaming 0.15.3's `Consumer.getmany`, except that no fetched record is dropped unseen.
+
+        Faust skips a fetched record whose partition is not active (paused) when the batch is handed out, and stops
+        handing out a batch when the flow stops or the generation changes, counting on a seek to the committed
+        offsets to fetch those records again. A partition with no committed offset yet is not sought back, so its
+        records were lost: a restarted worker whose stream partitions were fetched while table recovery held them
+        paused (the active set is shared, so a fetch can ask for it while it is empty, which means every partition)
+        waited for records it had already consumed. Each such partition is read again from its first record left
+        out.
+        """
+        records, active_partitions = await self._wait_next_records(timeout)
+        if records is None or self.should_stop:
+            return
+        left_out: dict[Any, int] = {}
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # noqa: BLE001 - faust's own handling: log, and read again below
+                log.warning("exception performing seek when flow not active: %r", exc)
+        else:
+            generation_id = self.app.consumer_generation_id
+            to_message = self._to_message
+            for tp, record in self.scheduler.iterate(records):
+                if tp in left_out:
+                    continue
+                handing_out = self.flow_active and self.app.consumer_generation_id == generation_id
+                if handing_out and (
+                    active_partitions is None or tp in active_partitions or tp in self._buffered_partitions
+                ):
+                    yield tp, to_message(tp, record)
+                else:
+                    left_out[tp] = record.offset
+        if not left_out and not self.flow_active:
+            left_out = {tp: batch[0].offset for tp, batch in records.items() if batch}
+        for tp, offset in left_out.items():
+            self.read_again(tp, offset, "fetched while its partition was paused or the flow stopped")
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - the fetcher's loop
         # faust-streaming 0.15.3's loop; each record goes through `_take`, which delivers it with `deliver`.
