@@ -115,7 +115,7 @@ def handing_out(consumer: BoundedWaitConsumer, records: dict[TP, list[Any]], act
         return records, active
 
     consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
-    consumer._to_message = lambda tp, record: (tp, record.offset)  # type: ignore[method-assign]
+    setattr(consumer, "_to_message", lambda tp, record: (tp, record.offset))  # noqa: B010 - typed as a message
     return consumer.getmany(timeout=0.1)
 
 
