@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse
 
 from bidding.api import RowId, ServiceDep
@@ -27,6 +28,8 @@ ASSETS = {
     "live.js": "text/javascript; charset=utf-8",
     "live.css": "text/css; charset=utf-8",
     "bid.js": "text/javascript; charset=utf-8",
+    "session.js": "text/javascript; charset=utf-8",
+    "vehicle.js": "text/javascript; charset=utf-8",
     "search.js": "text/javascript; charset=utf-8",
     "search.css": "text/css; charset=utf-8",
 }
@@ -97,6 +100,12 @@ async def live_lot(lotId: RowId, service: ServiceDep, settings: LiveSettingsDep)
 async def search_page() -> FileResponse:
     """Vehicle search: the page reads its own query string (`/search?q=camry&make=Toyota`) and asks the API."""
     return FileResponse(STATIC / "search.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+@router.get("/vehicles/{vehicle_id}", response_class=FileResponse)
+async def vehicle_page(vehicle_id: Annotated[str, PathParam(min_length=1, max_length=64)]) -> FileResponse:
+    """One vehicle: its details and approved Q&A from the search API, a question form for signed-in buyers."""
+    return FileResponse(STATIC / "vehicle.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
 @router.get("/static/{name}")

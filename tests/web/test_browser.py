@@ -14,6 +14,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from connectors.search.factory import create_search_index
+from schemas.vehicle import Question
 from search_api.settings import ApiSettings
 from tests.bidding.live_server import LiveApi, live_api, live_auction
 from tests.bidding.test_feed import bid
@@ -33,8 +34,12 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def api(database_factory: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
-    directory = tmp_path_factory.mktemp("browser")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def api(database_factory: Callable[[str], str], directory: Path) -> Iterator[LiveApi]:
     with live_api(database_factory, directory, "browser") as live:
         asyncio.run(fill_index(directory / "index"))
         yield live
@@ -48,7 +53,10 @@ async def fill_index(index_path: Path) -> None:
         for n in range(1, 26)
     ]
     vehicles[0] = make_vehicle(1, make="Toyota", model="Camry", trim='<img src=x id="injected">', state="CA")
-    vehicles[1] = make_vehicle(2, make="Toyota", model="Camry", state="CA", asking_price=31_000.0)
+    vehicles[1] = make_vehicle(
+        2, make="Toyota", model="Camry", state="CA", asking_price=31_000.0,
+        questions=[Question(id=4, text="Any accident history?", answer="None: clean Carfax.")],
+    )  # fmt: skip
     vehicles += [make_vehicle(n, make="Ford", model="F-150", asking_price=38_000.0) for n in range(26, 29)]
     vehicles.append(
         make_vehicle(29, make="Honda", model="Civic", currentBid=9_000.0, auction_id=77, auction_status="live",
@@ -206,3 +214,59 @@ async def test_a_buyer_signs_in_and_bids_on_the_live_page(api: LiveApi, page: Pa
         await expect(page.locator("#signed-in")).to_be_visible()
         await page.locator("#sign-out").click()
         await expect(page.locator("#sign-in")).to_be_visible()
+
+
+async def test_a_vehicle_page_shows_details_and_approved_questions(api: LiveApi, page: Page) -> None:
+    await page.goto(f"{api.base_url}/search?q=camry&state=CA&sort=-price")
+    await page.locator('#results li[data-vehicle="2"] .title').click()
+    assert page.url == f"{api.base_url}/vehicles/2"
+    await expect(page.locator("#title")).to_have_text("2019 Toyota Camry LE")
+    await expect(page.locator("#price")).to_have_text("$31,000")
+    await expect(page.locator("#specs")).to_contain_text("42,000 mi")
+    await expect(page.locator("#questions li")).to_have_text(["Any accident history?Dealer: None: clean Carfax."])
+
+    await page.goto(f"{api.base_url}/vehicles/424242")
+    await expect(page.locator("#title")).to_have_text("Vehicle not found")
+    await expect(page.locator("#ask")).to_be_hidden()
+
+
+async def test_a_buyer_asks_on_the_vehicle_page_and_follows_moderation(
+    api: LiveApi, directory: Path, page: Page
+) -> None:
+    async with api.market() as market:
+        dealer = await market.dealer()
+        car = market.car(dealer)
+        await index_as_the_pipeline_would(directory / "index", car)
+        buyer, moderator = await market.member(), await market.member("moderator")
+        await page.goto(f"{api.base_url}/vehicles/{car}")
+        await expect(page.locator("#no-questions")).to_be_visible()
+        await page.locator("#question").fill("Does it come with two keys?")
+        await page.locator("#ask button").click()
+        await expect(page.locator("#ask-status")).to_have_text("sign in above to ask")
+
+        await page.locator("#sign-in input[name=username]").fill(buyer.email)
+        await page.locator("#sign-in input[name=password]").fill(PASSWORD)
+        await page.locator("#sign-in button").click()
+        await expect(page.locator("#signed-in")).to_be_visible()
+        await page.locator("#ask button").click()
+        await expect(page.locator("#ask-status")).to_have_text("Your question: waiting for moderation")
+
+        queue = await market.client.get("/api/v1/moderation/queue?flagged=false", headers=moderator.headers)
+        asked = [item for item in queue.json()["data"] if item["text"] == "Does it come with two keys?"]
+        assert len(asked) == 1, queue.text
+        approved = await market.client.post(
+            f"/api/v1/moderation/items/{asked[0]['id']}/approve", json={"note": "fine"}, headers=moderator.headers
+        )
+        assert approved.status_code == 200, approved.text
+    await expect(page.locator("#ask-status")).to_have_text(
+        "Your question: approved: it shows here in a moment", timeout=10_000
+    )
+
+
+async def index_as_the_pipeline_would(index_path: Path, car_id: int) -> None:
+    writer = create_search_index(ApiSettings(index_path=index_path), writer=True)
+    try:
+        await writer.upsert([make_vehicle(car_id, year=2021, make="Toyota", model="Camry")])
+        await writer.flush()
+    finally:
+        await writer.close()

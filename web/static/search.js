@@ -171,7 +171,7 @@
       item.dataset.vehicle = vehicle.id;
       const title = element("a", [vehicle.year, vehicle.make, vehicle.model, vehicle.trim].filter(Boolean).join(" "),
         "title");
-      title.href = "/api/v1/vehicles/" + encodeURIComponent(vehicle.id);
+      title.href = "/vehicles/" + encodeURIComponent(vehicle.id);
       item.append(element("span", money.format(vehicle.asking_price), "price"), title);
       const dealer = vehicle.dealer && vehicle.dealer.name ? " · " + vehicle.dealer.name : "";
       item.append(element("div", count.format(vehicle.mileage) + " mi · condition " + vehicle.condition_grade + " · "

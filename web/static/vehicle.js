@@ -1,0 +1,120 @@
+// A vehicle's page: its search document (GET /api/v1/vehicles/{id}), approved Q&A, and a question form that follows
+// the question through moderation. Text only ever goes in through textContent.
+"use strict";
+(function () {
+  const root = document.getElementById("vehicle");
+  if (!root) return;
+  const session = window.hubSession;
+  const id = decodeURIComponent(location.pathname.split("/").pop());
+  const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 0 });
+  const count = new Intl.NumberFormat("en-US");
+  const $ = (name) => document.getElementById(name);
+  const STATUS = { pending: "waiting for moderation", pending_review: "waiting for a moderator",
+    approved: "approved: it shows here in a moment", rejected: "not published" };
+
+  function element(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+  function spec(label, value) {
+    if (value === null || value === undefined || value === "") return;
+    const row = element("tr");
+    row.append(element("th", label), element("td", String(value)));
+    $("specs").tBodies[0].append(row);
+  }
+
+  async function load() {
+    const response = await fetch("/api/v1/vehicles/" + encodeURIComponent(id));
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      $("title").textContent = response.status === 404 ? "Vehicle not found" : "Vehicle unavailable";
+      $("vehicle-status").textContent = session.problem(body, response);
+      $("vehicle-status").className = "error";
+      $("ask").hidden = true;
+      return;
+    }
+    render(body);
+  }
+
+  function render(vehicle) {
+    const title = [vehicle.year, vehicle.make, vehicle.model, vehicle.trim].filter(Boolean).join(" ");
+    document.title = title + " · auction-hub";
+    $("title").textContent = title;
+    $("price").textContent = money.format(vehicle.asking_price);
+    if (vehicle.status !== "active" && vehicle.status !== "in_auction") {
+      $("vehicle-status").textContent = "This vehicle is " + vehicle.status.replace("_", " ") + ".";
+    }
+    $("auction").replaceChildren();
+    if (vehicle.auction_id && vehicle.auction_status) {
+      const bid = vehicle.currentBid == null ? "" : ", current bid " + money.format(vehicle.currentBid);
+      const link = element("a", vehicle.auction_status === "closed" ? "results" : "bid / watch live");
+      link.href = "/live/auctions/" + encodeURIComponent(vehicle.auction_id);
+      $("auction").append("· auction " + vehicle.auction_status + bid + " · ", link);
+    }
+    $("specs").tBodies[0].replaceChildren();
+    spec("VIN", vehicle.vin);
+    spec("Mileage", count.format(vehicle.mileage) + " mi");
+    spec("Condition", vehicle.condition_grade + " of 5");
+    spec("Body", vehicle.body_type);
+    spec("Fuel", vehicle.fuel);
+    spec("Transmission", vehicle.transmission);
+    spec("Drivetrain", vehicle.drivetrain);
+    spec("Colour", vehicle.exterior_color);
+    spec("Location", vehicle.city + ", " + vehicle.state + " " + vehicle.zip);
+    if (vehicle.dealer) {
+      spec("Dealer", vehicle.dealer.name + (vehicle.dealer.rating ? " (rated " + vehicle.dealer.rating + ")" : ""));
+    }
+    $("description").textContent = vehicle.description || "";
+    const list = $("questions");
+    list.replaceChildren();
+    for (const question of vehicle.questions || []) {
+      const item = element("li");
+      item.append(element("p", question.text, "question"));
+      if (question.answer) item.append(element("p", "Dealer: " + question.answer, "answer"));
+      list.append(item);
+    }
+    $("no-questions").hidden = list.children.length > 0;
+  }
+
+  function askStatus(text, isError) {
+    $("ask-status").textContent = text;
+    $("ask-status").className = isError ? "error" : "";
+  }
+  // Follows the question through moderation for a minute: the author learns at once if it was not published.
+  async function follow(itemId) {
+    for (let attempt = 0; attempt < 30; attempt++) {
+      await new Promise((done) => setTimeout(done, 2000));
+      const response = await session.send("/api/v1/questions/" + encodeURIComponent(itemId), { method: "GET" });
+      if (!response || !response.ok) return;
+      const item = (await response.json()).data;
+      askStatus("Your question: " + (STATUS[item.status] || item.status) + (item.reason ? " (" + item.reason + ")" : ""),
+        item.status === "rejected");
+      if (item.status === "approved") { await load(); return; }
+      if (item.status === "rejected") return;
+    }
+  }
+  async function ask(form) {
+    askStatus("sending…");
+    const response = await session.send("/api/v1/vehicles/" + encodeURIComponent(id) + "/questions", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ text: form.text.value }),
+    });
+    if (response === null) return askStatus("sign in above to ask", true);
+    const body = await response.json().catch(() => null);
+    if (!response.ok) return askStatus(session.problem(body, response), true);
+    form.reset();
+    askStatus("Your question: " + (STATUS[body.data.status] || body.data.status));
+    follow(body.data.id).catch(function () {});
+  }
+
+  $("ask").addEventListener("submit", function (event) {
+    event.preventDefault();
+    ask(event.target).catch(function () { askStatus("the question did not reach the server: try again", true); });
+  });
+  load().catch(function () {
+    $("vehicle-status").textContent = "search is unreachable; reload in a moment";
+    $("vehicle-status").className = "error";
+  });
+})();
