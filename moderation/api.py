@@ -113,6 +113,9 @@ async def moderation_item(item_id: ItemPath, _: ModeratorDep, qna: QnaDep) -> di
     return success({**item_body(row, staff=True), "audit": trail})
 
 
+DECIDED = {"approve": "approved", "reject": "rejected", "redact": "redacted"}
+
+
 @moderation_router.post("/items/{item_id}/{action}")
 async def decide(
     item_id: ItemPath,
@@ -123,4 +126,4 @@ async def decide(
 ) -> dict[str, Any]:
     """approve: publish as stored; reject: hide, the note is the author's reason; redact: publish `text` instead."""
     row = await qna.decide(moderator, ItemRef.parse(item_id), action, body.note, body.text)
-    return success(item_body(row, staff=True), f"{action}d" if action != "redact" else "redacted")
+    return success(item_body(row, staff=True), DECIDED[action])

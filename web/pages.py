@@ -30,6 +30,7 @@ ASSETS = {
     "bid.js": "text/javascript; charset=utf-8",
     "session.js": "text/javascript; charset=utf-8",
     "vehicle.js": "text/javascript; charset=utf-8",
+    "moderation.js": "text/javascript; charset=utf-8",
     "search.js": "text/javascript; charset=utf-8",
     "search.css": "text/css; charset=utf-8",
 }
@@ -106,6 +107,12 @@ async def search_page() -> FileResponse:
 async def vehicle_page(vehicle_id: Annotated[str, PathParam(min_length=1, max_length=64)]) -> FileResponse:
     """One vehicle: its details and approved Q&A from the search API, a question form for signed-in buyers."""
     return FileResponse(STATIC / "vehicle.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+@router.get("/moderation", response_class=FileResponse)
+async def moderation_page() -> FileResponse:
+    """The moderators' queue: approve, reject or redact flagged questions and answers (moderators sign in on it)."""
+    return FileResponse(STATIC / "moderation.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
 @router.get("/static/{name}")

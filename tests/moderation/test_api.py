@@ -151,7 +151,7 @@ async def test_moderators_work_the_queue_oldest_first_and_every_decision_is_audi
 
     rejected = await api.client.post(f"/api/v1/moderation/items/question-{ids[1]}/reject",
                                      json={"note": "Off topic."}, headers=headers)  # fmt: skip
-    assert rejected.json()["data"]["status"] == "rejected"
+    assert (rejected.json()["data"]["status"], rejected.json()["message"]) == ("rejected", "rejected")
     redaction = {"text": "Is the price [removed]?", "note": "name"}
     redacted = await api.client.post(f"/api/v1/moderation/items/question-{ids[2]}/redact", json=redaction,
                                      headers=headers)  # fmt: skip

@@ -270,3 +270,59 @@ async def index_as_the_pipeline_would(index_path: Path, car_id: int) -> None:
         await writer.flush()
     finally:
         await writer.close()
+
+
+async def sign_in(page: Page, email: str) -> None:
+    await page.locator("#sign-in input[name=username]").fill(email)
+    await page.locator("#sign-in input[name=password]").fill(PASSWORD)
+    await page.locator("#sign-in button").click()
+    await expect(page.locator("#signed-in")).to_be_visible()
+
+
+async def test_a_moderator_works_the_queue_on_the_moderation_page(api: LiveApi, page: Page) -> None:
+    async with api.market() as market:
+        dealer = await market.dealer()
+        car = market.car(dealer)
+        buyer, moderator = await market.member(), await market.member("moderator")
+        asked = []
+        for text in ("Is the <b>title</b> clean?", "Text me at five five five, one two one two"):
+            response = await market.client.post(
+                f"/api/v1/vehicles/{car}/questions", json={"text": text}, headers=buyer.headers
+            )
+            assert response.status_code == 201, response.text
+            asked.append(response.json()["data"]["id"])
+        ids = [int(item_id.split("-")[1]) for item_id in asked]
+        market.sql(  # what the moderation worker does with an uncertain verdict
+            "UPDATE questions SET status = 'pending_review', flagged = true, review_reason = 'uncertain' "
+            "WHERE id = ANY(%s)",
+            (ids,),
+        )
+
+        await page.goto(f"{api.base_url}/moderation")
+        status = page.locator("#queue-status")
+        await expect(status).to_have_text("sign in as a moderator to see the queue")
+        await sign_in(page, buyer.email)
+        await expect(status).to_have_class("error")  # a buyer is refused
+        await page.locator("#sign-out").click()
+        await sign_in(page, moderator.email)
+        await expect(status).to_have_text("2 items")
+        first = page.locator(f'#queue li[data-item="{asked[0]}"]')
+        await expect(first.locator("textarea")).to_have_value("Is the <b>title</b> clean?")
+        await expect(first).to_contain_text("pending review · uncertain")
+
+        await first.locator("input").fill("Please ask about the car itself.")
+        await first.locator('button[data-action="reject"]').click()
+        await expect(first.locator(".outcome")).to_have_text("rejected")
+        second = page.locator(f'#queue li[data-item="{asked[1]}"]')
+        await second.locator("textarea").fill("Is this car still available?")
+        await second.locator('button[data-action="redact"]').click()
+        await expect(second.locator(".outcome")).to_have_text("redacted")
+
+        rejected = await market.client.get(f"/api/v1/questions/{asked[0]}", headers=buyer.headers)
+        assert (rejected.json()["data"]["status"], rejected.json()["data"]["reason"]) == (
+            "rejected", "Please ask about the car itself.")  # fmt: skip
+        redacted = await market.client.get(f"/api/v1/questions/{asked[1]}", headers=buyer.headers)
+        assert (redacted.json()["data"]["status"], redacted.json()["data"]["text"]) == (
+            "approved", "Is this car still available?")  # fmt: skip
+        await page.locator("#filters button").click()
+        await expect(status).to_have_text("nothing waiting")
