@@ -216,6 +216,7 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
         "\nauction-hub is starting:\n"
         f"  search page       {api}/search?q=camry\n"
         f"  moderation page   {api}/moderation\n"
+        f"  dealer desk       {api}/dealer\n"
         f"  faceted search    {api}/api/v1/vehicles?q=camry&sort=price\n"
         f"  vehicle detail    {api}/api/v1/vehicles/1\n"
         f"  API docs          {api}/docs\n"

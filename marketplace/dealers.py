@@ -61,6 +61,14 @@ class Dealers:
             dealer = await self._dealer(conn, dealer_id)
         return _visible(actor, dealer)
 
+    async def owned_by(self, actor: CurrentUser) -> dict[str, Any]:
+        """The store the signed-in user owns (404 saying how to register one if none)."""
+        async with transaction(self.pool) as conn:
+            dealer = await dealer_store.dealer_by_owner(conn, actor.id)
+        if dealer is None:
+            raise NotFound("you own no store: register one with POST /api/v1/dealers")
+        return _visible(actor, dealer)
+
     async def list_dealers(
         self, actor: CurrentUser, limit: int, offset: int, status: str | None, state: str | None
     ) -> tuple[list[dict[str, Any]], int]:

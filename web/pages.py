@@ -22,6 +22,7 @@ from bidding.api import RowId, ServiceDep
 from bidding.settings import NchanSettings
 from hub.errors import NotFound
 from hub.settings import load_settings
+from marketplace.catalog import BODY_TYPES, DRIVETRAINS, FUELS, TRANSMISSIONS
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {
@@ -31,6 +32,7 @@ ASSETS = {
     "session.js": "text/javascript; charset=utf-8",
     "vehicle.js": "text/javascript; charset=utf-8",
     "moderation.js": "text/javascript; charset=utf-8",
+    "dealer.js": "text/javascript; charset=utf-8",
     "search.js": "text/javascript; charset=utf-8",
     "search.css": "text/css; charset=utf-8",
 }
@@ -113,6 +115,31 @@ async def vehicle_page(vehicle_id: Annotated[str, PathParam(min_length=1, max_le
 async def moderation_page() -> FileResponse:
     """The moderators' queue: approve, reject or redact flagged questions and answers (moderators sign in on it)."""
     return FileResponse(STATIC / "moderation.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+def render_dealer_page() -> str:
+    """The dealer's desk, its pick lists from the catalog the API validates against."""
+    page = (STATIC / "dealer.html").read_text()
+    for name, choices in (
+        ("body_types", BODY_TYPES), ("fuels", FUELS), ("transmissions", TRANSMISSIONS), ("drivetrains", DRIVETRAINS)
+    ):  # fmt: skip
+        options = '<option value="">choose…</option>' + "".join(
+            f'<option value="{html.escape(choice)}">{html.escape(choice.replace("_", " "))}</option>'
+            for choice in sorted(choices)
+        )
+        page = page.replace("{" + name + "}", options)
+    return page
+
+
+@router.get("/dealer", response_class=HTMLResponse)
+async def dealer_page() -> HTMLResponse:
+    """The dealer's desk: statistics, listing cars, the inventory, auctions and if-bid decisions (dealers sign in)."""
+    return HTMLResponse(_dealer_page(), headers=PAGE_HEADERS)
+
+
+@cache
+def _dealer_page() -> str:
+    return render_dealer_page()
 
 
 @router.get("/static/{name}")

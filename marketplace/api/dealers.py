@@ -137,6 +137,12 @@ async def list_dealers(
     return paginated([dealer_body(row) for row in rows], page, total)
 
 
+@router.get("/me")
+async def my_dealer(user: CurrentUserDep, dealers: DealersDep) -> dict[str, Any]:
+    """The store the signed-in user owns, with its private fields."""
+    return success(dealer_body(await dealers.owned_by(user)))
+
+
 @router.get("/{dealer_id}")
 async def get_dealer(dealer_id: DealerId, user: CurrentUserDep, dealers: DealersDep) -> dict[str, Any]:
     """One store (licence number and contact email for its owner and admins only)."""

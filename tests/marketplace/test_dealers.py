@@ -53,6 +53,13 @@ async def test_a_buyer_registers_a_pending_store_and_becomes_a_dealer(client: ht
     refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": buyer.refresh_token})
     me = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"})
     assert me.json()["data"]["role"] == "dealer"
+    mine = await client.get("/api/v1/dealers/me", headers=buyer.headers)
+    assert (mine.status_code, mine.json()["data"]["id"]) == (200, store["id"])
+    assert mine.json()["data"]["licence_number"] == "TX-DL-4411"  # the owner sees the private fields
+    nobody = await sign_up(client, "nobody@example.com")
+    none = await client.get("/api/v1/dealers/me", headers=nobody.headers)
+    assert none.status_code == 404
+    assert "POST /api/v1/dealers" in none.json()["error"]["message"]
 
 
 async def test_one_store_per_account_and_licence_numbers_are_unique(client: httpx.AsyncClient) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from schemas.vehicle import Question
 from search_api.settings import ApiSettings
 from tests.bidding.live_server import LiveApi, live_api, live_auction
 from tests.bidding.test_feed import bid
+from tests.bidding.test_results import close_and_persist
 from tests.connectors.search.conftest import make_vehicle
 from tests.marketplace.api_client import PASSWORD
+from tests.marketplace.cars_helpers import new_vin
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -326,3 +329,79 @@ async def test_a_moderator_works_the_queue_on_the_moderation_page(api: LiveApi, 
             "approved", "Is this car still available?")  # fmt: skip
         await page.locator("#filters button").click()
         await expect(status).to_have_text("nothing waiting")
+
+
+async def test_a_dealer_lists_a_car_auctions_it_and_decides_a_lot_on_the_desk(api: LiveApi, page: Page) -> None:
+    async with api.market() as market:
+        dealer = await market.dealer()
+        await page.goto(f"{api.base_url}/dealer")
+        await expect(page.locator("#desk-status")).to_have_text("sign in with your dealer account")
+        await sign_in(page, dealer.member.email)
+        await expect(page.locator("#store")).to_contain_text("Lot Co · Denver, CO · verified")
+        await expect(page.locator('#statistics tr[data-statistic="cars_listed"] td')).to_have_text("0")
+
+        form = page.locator("#new-car")
+        vin = new_vin()
+        await form.locator("[name=vin]").fill(vin[:-1] + ("0" if vin[-1] != "0" else "1"))  # a wrong last character
+        for name, value in (
+            ("make", "honda"),
+            ("model", "accord"),
+            ("year", "2019"),
+            ("mileage", "45,000"),
+            ("condition_grade", "4.1"),
+            ("exterior_color", "blue"),
+            ("asking_price", "$18,500"),
+        ):
+            await form.locator(f"[name={name}]").fill(value)
+        for name, choice in (
+            ("body_type", "sedan"),
+            ("fuel", "gasoline"),
+            ("transmission", "cvt"),
+            ("drivetrain", "fwd"),
+        ):
+            await form.locator(f"[name={name}]").select_option(choice)
+        await form.locator("button").click()
+        await expect(page.locator("#new-car-status")).to_have_class("error")
+        await expect(form.locator(".problem")).to_have_count(1)
+        await form.locator("[name=vin]").fill(vin)
+        await form.locator("button").click()
+        await expect(page.locator("#new-car-status")).to_contain_text("listed: 2019 Honda Accord")
+        await expect(form.locator(".problem")).to_have_count(0)
+        row = page.locator("#inventory tbody tr").first
+        await expect(row).to_contain_text(vin)
+        await expect(row).to_contain_text("$18,500")  # no ZIP given: the car stands at the store
+        await expect(page.locator('#statistics tr[data-statistic="cars_listed"] td')).to_have_text("1")
+
+        await row.locator("input[type=checkbox]").check()
+        await row.locator("[name=starting_price]").fill("10000")
+        await row.locator("[name=reserve_price]").fill("15000")
+        auction = page.locator("#new-auction")
+        start = datetime.now() + timedelta(minutes=10)
+        await auction.locator("[name=title]").fill("Friday sale")
+        await auction.locator("[name=starts_at]").fill(start.strftime("%Y-%m-%dT%H:%M"))
+        await auction.locator("[name=ends_at]").fill((start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+        await auction.locator("button").click()
+        await expect(page.locator("#new-auction-status")).to_contain_text("ends_at")  # ends before it starts
+        await auction.locator("[name=ends_at]").fill((start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+        await auction.locator("button").click()
+        await expect(page.locator("#new-auction-status")).to_contain_text("created: Friday sale")
+        await expect(page.locator("#auctions tbody tr")).to_have_count(1)
+        await expect(row).to_contain_text("in auction")
+
+        # The auction runs: a bid below the reserve, then the close leaves the lot to its seller.
+        auction_id = int(str(await page.locator("#auctions tbody tr").first.get_attribute("data-auction")))
+        market.shift_schedule(auction_id, timedelta(minutes=-1), timedelta(hours=1))
+        detail = (await market.client.get(f"/api/v1/auctions/{auction_id}", headers=dealer.member.headers)).json()
+        lot = detail["data"]["lots"][0]["id"]
+        await bid(market, await market.member(), lot, 12_000)
+        await close_and_persist(api)
+        await page.reload()
+        await page.locator("#auctions tbody tr button").click()
+        lot_row = page.locator(f'#lots tr[data-lot="{lot}"]')
+        await expect(lot_row).to_contain_text("if bid")
+        await lot_row.locator("input").fill("11000")
+        await lot_row.locator('button[data-action="counter"]').click()
+        await expect(lot_row.locator(".outcome")).to_contain_text("above the high bid")
+        await lot_row.locator("input").fill("14000")
+        await lot_row.locator('button[data-action="counter"]').click()
+        await expect(lot_row.locator(".outcome")).to_have_text("countered: $14,000 offered")
