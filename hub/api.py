@@ -107,6 +107,9 @@ def create_app(
             "name": "auction-hub",
             "links": {
                 "search_page": "/search",
+                "vehicle_page": "/vehicles/{id}",
+                "dealer_desk": "/dealer",
+                "moderation_page": "/moderation",
                 "search": "/api/v1/vehicles?q=camry",
                 "vehicle": "/api/v1/vehicles/{id}",
                 "suggest": "/api/v1/vehicles/suggest?q=cam",
