@@ -393,7 +393,8 @@ async def test_a_dealer_lists_a_car_auctions_it_and_decides_a_lot_on_the_desk(ap
         market.shift_schedule(auction_id, timedelta(minutes=-1), timedelta(hours=1))
         detail = (await market.client.get(f"/api/v1/auctions/{auction_id}", headers=dealer.member.headers)).json()
         lot = detail["data"]["lots"][0]["id"]
-        await bid(market, await market.member(), lot, 12_000)
+        high_bidder = await market.member()
+        await bid(market, high_bidder, lot, 12_000)
         await close_and_persist(api)
         await page.reload()
         await page.locator("#auctions tbody tr button").click()
@@ -405,3 +406,12 @@ async def test_a_dealer_lists_a_car_auctions_it_and_decides_a_lot_on_the_desk(ap
         await lot_row.locator("input").fill("14000")
         await lot_row.locator('button[data-action="counter"]').click()
         await expect(lot_row.locator(".outcome")).to_have_text("countered: $14,000 offered")
+
+        # The high bidder answers on the live page.
+        await page.locator("#sign-out").click()
+        await page.goto(f"{api.base_url}/live/auctions/{auction_id}")
+        await sign_in(page, high_bidder.email)
+        reply = page.locator(f'tr[data-lot="{lot}"] [data-field="reply"]')
+        await expect(reply).to_contain_text("the seller offers $14,000.00:")
+        await reply.locator('button[data-answer="accept"]').click()
+        await expect(reply).to_have_text("you won at $14,000.00")

@@ -26,6 +26,9 @@
       const data = JSON.parse(event.data);
       reply(data.lotId, "outbid: the price is now " + money.format(data.currentPrice), true);
     });
+    ["counter_offer", "result"].forEach(function (kind) {
+      notices.addEventListener(kind, function (event) { outcome(Number(JSON.parse(event.data).lotId)).catch(function () {}); });
+    });
     notices.onerror = function () {
       if (notices && notices.readyState === EventSource.CLOSED) session.say("outbid alerts stopped: sign in again", true);
     };
@@ -59,6 +62,44 @@
       : "accepted, but another maximum is higher: the price is now " + money.format(body.currentPrice), !body.isLeader);
   }
 
+  // A closed lot's outcome for its high bidder: won, waiting for the seller, or the seller's counter-offer to answer.
+  async function outcome(lot) {
+    const response = await session.send("/api/v1/lots/" + lot + "/result", { method: "GET" });
+    if (!response || !response.ok) return; // not closed yet, or nobody signed in
+    const result = (await response.json()).data;
+    if (!result.youAreHighBidder) return;
+    const texts = {
+      sold: "you won at " + money.format(result.finalPrice),
+      unsold: "the seller declined your bid",
+      pending_seller: "your bid is below the reserve: the seller decides",
+      countered: "the seller offers " + money.format(result.counterAmount) + ":",
+    };
+    reply(lot, texts[result.status] || result.status, result.status === "unsold");
+    const span = document.querySelector('form.bid[data-lot="' + lot + '"] + [data-field="reply"]');
+    if (result.status !== "countered" || !span) return;
+    for (const action of ["accept", "decline"]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = action;
+      button.dataset.answer = action;
+      button.addEventListener("click", function () {
+        answer(lot, action).catch(function () { reply(lot, "the answer did not reach the server: try again", true); });
+      });
+      span.append(" ", button);
+    }
+  }
+  async function answer(lot, action) {
+    const response = await session.send("/api/v1/lots/" + lot + "/counter-offer", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ action: action }),
+    });
+    const body = response ? await response.json().catch(() => null) : null;
+    if (!response || !response.ok) return reply(lot, response ? session.problem(body, response) : "sign in again", true);
+    await outcome(lot);
+  }
+  function outcomes() {
+    root.dataset.lots.split(",").filter(Boolean).forEach(function (lot) { outcome(Number(lot)).catch(function () {}); });
+  }
+
   async function hint(form) {
     const response = await fetch("/api/v1/lots/" + form.dataset.lot);
     if (response.ok) form.amount.placeholder = "min " + money.format((await response.json()).minNextBid);
@@ -71,6 +112,8 @@
     });
     form.amount.addEventListener("focus", function () { hint(form).catch(function () {}); }, { once: true });
   });
-  session.onChange(listen);
+  session.onChange(function (signedIn) { listen(signedIn); if (signedIn) outcomes(); });
+  document.addEventListener("lot-closed", function (event) { outcome(event.detail).catch(function () {}); });
   listen(session.current());
+  outcomes();
 })();

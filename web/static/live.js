@@ -41,7 +41,10 @@
     const tr = row(lot);
     if (!tr) return;
     if (data.status) tr.dataset.status = data.status;
-    if (kind === "closed") tr.dataset.status = "closed";
+    if (kind === "closed" && tr.dataset.status !== "closed") {
+      tr.dataset.status = "closed";
+      document.dispatchEvent(new CustomEvent("lot-closed", { detail: lot })); // bid.js shows the buyer's outcome
+    }
     setField(tr, "status", kind === "closed" ? "closed: " + (data.outcome || "") : tr.dataset.status || "");
     if (data.currentPrice !== undefined) setField(tr, "price", money.format(data.currentPrice));
     if (data.bidCount !== undefined) setField(tr, "bids", String(data.bidCount));
