@@ -61,7 +61,7 @@ def render_page(
 ) -> str:
     """The page's HTML: one table row per (lot id, vehicle id); the stream choice goes in data attributes."""
     rows = "\n".join(
-        f'<tr data-lot="{lot}"><td>#{lot}</td><td>{"" if vehicle is None else vehicle}</td>'
+        f'<tr data-lot="{lot}"><td>#{lot}</td><td>{"" if vehicle is None else _vehicle_link(vehicle)}</td>'
         '<td data-field="status"></td><td data-field="price"></td><td data-field="bids"></td>'
         '<td data-field="leader"></td><td data-field="reserve"></td><td data-field="ends"></td>'
         f'<td><form class="bid" data-lot="{lot}"><input name="amount" type="number" min="1" step="1" required '
@@ -81,6 +81,10 @@ def render_page(
     for name, value in values.items():
         page = page.replace("{" + name + "}", value)
     return page
+
+
+def _vehicle_link(vehicle_id: int) -> str:
+    return f'<a href="/vehicles/{vehicle_id}">{vehicle_id}</a>'
 
 
 @router.get("/live/auctions/{auctionId}", response_class=HTMLResponse)

@@ -29,6 +29,7 @@ def test_the_setting_switches_the_page_to_nchan() -> None:
     native = render_page("Auction 3", [(11, 101), (12, 102)], NchanSettings(), 3)
     assert 'data-stream="native"' in native
     assert 'data-lots="11,12"' in native
+    assert '<a href="/vehicles/101">101</a>' in native  # each lot's vehicle page
     assert 'data-auction="3"' in native
     nchan = render_page("Lot 11", [(11, None)], NchanSettings(live_stream="nchan", nchan_stream_url="/fan/out"), None)
     assert 'data-stream="nchan"' in nchan
