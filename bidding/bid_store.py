@@ -207,6 +207,28 @@ async def lot_history(conn: Connection, lot_id: int) -> list[dict[str, Any]]:
     return list(await cursor.fetchall())
 
 
+async def lots_bid_on(conn: Connection, user_id: int, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The lots `user_id` bid on, latest bid first: their highest amount and bid count there, and the lot's result
+    if it closed. Returns (rows, total)."""
+    cursor = await conn.execute(
+        "WITH mine AS (SELECT lot_id, max(amount) AS your_highest, count(*) AS your_bids, "
+        "max(placed_at) AS last_bid_at FROM bids WHERE user_id = %(user)s GROUP BY lot_id) "
+        "SELECT m.*, l.auction_id, l.vehicle_id, r.status AS result_status, r.high_bidder_id, r.final_price, "
+        "count(*) OVER () AS total FROM mine m JOIN auction_lots l ON l.id = m.lot_id "
+        "LEFT JOIN lot_results r ON r.lot_id = m.lot_id "
+        "ORDER BY m.last_bid_at DESC, m.lot_id DESC LIMIT %(limit)s OFFSET %(offset)s",
+        {"user": user_id, "limit": limit, "offset": offset},
+    )
+    rows = list(await cursor.fetchall())
+    if rows:
+        return rows, int(rows[0]["total"])
+    if offset == 0:
+        return [], 0
+    total = await conn.execute("SELECT count(DISTINCT lot_id) AS n FROM bids WHERE user_id = %s", (user_id,))
+    counted = await total.fetchone()
+    return [], int(counted["n"]) if counted is not None else 0
+
+
 async def bids_outside_engine(conn: Connection, lot_id: int) -> int:
     """Bids of the lot recorded without an arrival number (imported, or written by hand): the engine cannot
     replay them."""

@@ -220,6 +220,11 @@ class BidEngine:
         await self.redis.delete(*self._keys(lot_id))
         await self.redis.srem(LOTS_KEY, str(lot_id))
 
+    async def leader_of(self, lot_id: int) -> int | None:
+        """The user id leading the lot now (None: nobody, or the lot is not armed)."""
+        leader = await self.redis.hget(lot_key(lot_id, "state"), "leader")
+        return int(leader) if leader else None
+
     async def view(self, lot_id: int) -> LotView | None:
         """What any buyer may see of the lot, or None for an unknown lot."""
         raw = await self.redis.hgetall(lot_key(lot_id, "state"))

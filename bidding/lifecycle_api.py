@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from bidding.api import SSE_HEADERS, RowId, ServiceDep
+from bidding.api import SSE_HEADERS, RowId, ServiceDep, lot_out
 from bidding.feed import FeedHub
 from bidding.notices import NoticeHub, notice_stream
 from bidding.results import LotResults
 from hub.errors import Unauthorized
 from marketplace.accounts import CurrentUser
 from marketplace.api.deps import AccountsDep, CurrentUserDep, oauth2_scheme
-from marketplace.api.envelope import success
+from marketplace.api.envelope import Page, paginated, success
 
 router = APIRouter(tags=["bidding"])
 
@@ -99,6 +99,28 @@ def notice_hub(request: Request, service: ServiceDep) -> NoticeHub:
     if hub is None or hub.redis is not service.redis:
         hub = request.app.state.notice_hub = NoticeHub(service.redis)
     return hub
+
+
+@router.get("/api/v1/me/bids")
+async def my_bids(user: CurrentUserDep, service: ServiceDep, page: Annotated[Page, Query()]) -> dict[str, Any]:
+    """The lots the signed-in buyer bid on, latest bid first: their highest bid and bid count, the lot now (as
+    `GET /lots/{id}` shows it), whether they lead it (or won it), and the result once it closed."""
+    lots, total = await service.lots_bid_on(user, page.limit, page.offset)
+    items = [
+        {
+            **lot_out(view).model_dump(mode="json"),
+            "auctionId": int(row["auction_id"]),
+            "vehicleId": int(row["vehicle_id"]),
+            "yourHighestBid": float(row["your_highest"]),
+            "yourBids": int(row["your_bids"]),
+            "lastBidAt": row["last_bid_at"].isoformat(),
+            "youLead": leading,
+            "result": row["result_status"],
+            "finalPrice": None if row["final_price"] is None else float(row["final_price"]),
+        }
+        for row, view, leading in lots
+    ]
+    return paginated(items, page, total)
 
 
 @router.get("/api/v1/me/bids/stream", response_class=StreamingResponse)

@@ -228,6 +228,24 @@ class BiddingService:
             raise NotFound(f"no lot {lot_id}")
         return view
 
+    async def lots_bid_on(
+        self, user: CurrentUser, limit: int, offset: int
+    ) -> tuple[list[tuple[dict[str, Any], LotView, bool]], int]:
+        """The lots the buyer bid on (latest first), each as (their bids there, the lot now, whether they lead it or
+        won it). A bid shows here once the persister recorded it in PostgreSQL, within a second of its reply."""
+        async with transaction(self.pool) as conn:
+            rows, total = await bid_store.lots_bid_on(conn, user.id, limit, offset)
+        lots = []
+        for row in rows:
+            view = await self.view(int(row["lot_id"]))
+            if row["result_status"] is not None:
+                leading = row["high_bidder_id"] == user.id
+            else:
+                async with redis_available():
+                    leading = await self.engine.leader_of(int(row["lot_id"])) == user.id
+            lots.append((row, view, leading))
+        return lots, total
+
     async def settled_view(self, lot_id: int) -> LotView:
         async with transaction(self.pool) as conn:
             row = await lot_rules_row(conn, lot_id)

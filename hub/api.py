@@ -109,6 +109,7 @@ def create_app(
                 "search_page": "/search",
                 "vehicle_page": "/vehicles/{id}",
                 "dealer_desk": "/dealer",
+                "my_bids": "/my-bids",
                 "moderation_page": "/moderation",
                 "search": "/api/v1/vehicles?q=camry",
                 "vehicle": "/api/v1/vehicles/{id}",

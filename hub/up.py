@@ -217,6 +217,7 @@ def run_up(*, demo_vehicles: int, demo_dealers: int) -> int:
         f"  search page       {api}/search?q=camry\n"
         f"  moderation page   {api}/moderation\n"
         f"  dealer desk       {api}/dealer\n"
+        f"  my bids           {api}/my-bids\n"
         f"  faceted search    {api}/api/v1/vehicles?q=camry&sort=price\n"
         f"  vehicle detail    {api}/api/v1/vehicles/1\n"
         f"  API docs          {api}/docs\n"

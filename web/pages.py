@@ -33,6 +33,7 @@ ASSETS = {
     "vehicle.js": "text/javascript; charset=utf-8",
     "moderation.js": "text/javascript; charset=utf-8",
     "dealer.js": "text/javascript; charset=utf-8",
+    "mybids.js": "text/javascript; charset=utf-8",
     "search.js": "text/javascript; charset=utf-8",
     "search.css": "text/css; charset=utf-8",
 }
@@ -113,6 +114,12 @@ async def search_page() -> FileResponse:
 async def vehicle_page(vehicle_id: Annotated[str, PathParam(min_length=1, max_length=64)]) -> FileResponse:
     """One vehicle: its details and approved Q&A from the search API, a question form for signed-in buyers."""
     return FileResponse(STATIC / "vehicle.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+@router.get("/my-bids", response_class=FileResponse)
+async def my_bids_page() -> FileResponse:
+    """A buyer's lots: leading, outbid, won; refreshed as their prices move (buyers sign in on it)."""
+    return FileResponse(STATIC / "mybids.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
 @router.get("/moderation", response_class=FileResponse)

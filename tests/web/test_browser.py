@@ -19,6 +19,7 @@ from schemas.vehicle import Question
 from search_api.settings import ApiSettings
 from tests.bidding.live_server import LiveApi, live_api, live_auction
 from tests.bidding.test_feed import bid
+from tests.bidding.test_my_bids import persist
 from tests.bidding.test_results import close_and_persist
 from tests.connectors.search.conftest import make_vehicle
 from tests.marketplace.api_client import PASSWORD
@@ -213,6 +214,17 @@ async def test_a_buyer_signs_in_and_bids_on_the_live_page(api: LiveApi, page: Pa
         await expect(reply).to_have_text("outbid: the price is now $13,000.00")
         await expect(row.locator('[data-field="price"]')).to_have_text("$13,000.00")
 
+        await persist(api)  # the bids process records accepted bids in PostgreSQL
+        await page.goto(f"{api.base_url}/my-bids")  # the same tab: still signed in
+        await expect(page.locator("#bids-status")).to_have_text("1 lot", timeout=10_000)
+        my_row = page.locator(f'#bids tr[data-lot="{lot}"]')
+        await expect(my_row).to_contain_text("outbid")
+        await expect(my_row).to_contain_text("$13,000.00")
+        await bid(market, buyer, lot, 14_000)  # back in front: the page follows the lot's prices
+        await expect(my_row).to_contain_text("leading", timeout=10_000)
+        await expect(my_row).to_contain_text("$14,000.00")
+
+        await page.go_back()
         await page.reload()  # the session lasts as long as the tab
         await expect(page.locator("#signed-in")).to_be_visible()
         await page.locator("#sign-out").click()
