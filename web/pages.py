@@ -53,8 +53,14 @@ LiveSettingsDep = Annotated[NchanSettings, Depends(get_live_settings)]
 
 
 @cache
+def page_with_sign_in(name: str, sign_in_label: str) -> str:
+    """A page of `static/` with the pages' one sign-in block (`sign_in.html`, driven by `session.js`) in place."""
+    sign_in = (STATIC / "sign_in.html").read_text().replace("{sign_in_label}", html.escape(sign_in_label))
+    return (STATIC / name).read_text().replace("{sign_in}", sign_in)
+
+
 def _template() -> str:
-    return (STATIC / "live.html").read_text()
+    return page_with_sign_in("live.html", "Sign in to bid")
 
 
 def render_page(
@@ -110,27 +116,27 @@ async def search_page() -> FileResponse:
     return FileResponse(STATIC / "search.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
-@router.get("/vehicles/{vehicle_id}", response_class=FileResponse)
-async def vehicle_page(vehicle_id: Annotated[str, PathParam(min_length=1, max_length=64)]) -> FileResponse:
+@router.get("/vehicles/{vehicle_id}", response_class=HTMLResponse)
+async def vehicle_page(vehicle_id: Annotated[str, PathParam(min_length=1, max_length=64)]) -> HTMLResponse:
     """One vehicle: its details and approved Q&A from the search API, a question form for signed-in buyers."""
-    return FileResponse(STATIC / "vehicle.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    return HTMLResponse(page_with_sign_in("vehicle.html", "Sign in to ask"), headers=PAGE_HEADERS)
 
 
-@router.get("/my-bids", response_class=FileResponse)
-async def my_bids_page() -> FileResponse:
+@router.get("/my-bids", response_class=HTMLResponse)
+async def my_bids_page() -> HTMLResponse:
     """A buyer's lots: leading, outbid, won; refreshed as their prices move (buyers sign in on it)."""
-    return FileResponse(STATIC / "mybids.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    return HTMLResponse(page_with_sign_in("mybids.html", "Sign in"), headers=PAGE_HEADERS)
 
 
-@router.get("/moderation", response_class=FileResponse)
-async def moderation_page() -> FileResponse:
+@router.get("/moderation", response_class=HTMLResponse)
+async def moderation_page() -> HTMLResponse:
     """The moderators' queue: approve, reject or redact flagged questions and answers (moderators sign in on it)."""
-    return FileResponse(STATIC / "moderation.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    return HTMLResponse(page_with_sign_in("moderation.html", "Sign in"), headers=PAGE_HEADERS)
 
 
 def render_dealer_page() -> str:
     """The dealer's desk, its pick lists from the catalog the API validates against."""
-    page = (STATIC / "dealer.html").read_text()
+    page = page_with_sign_in("dealer.html", "Sign in")
     for name, choices in (
         ("body_types", BODY_TYPES), ("fuels", FUELS), ("transmissions", TRANSMISSIONS), ("drivetrains", DRIVETRAINS)
     ):  # fmt: skip
