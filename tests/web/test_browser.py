@@ -427,3 +427,27 @@ async def test_a_dealer_lists_a_car_auctions_it_and_decides_a_lot_on_the_desk(ap
         await expect(reply).to_contain_text("the seller offers $14,000.00:")
         await reply.locator('button[data-answer="accept"]').click()
         await expect(reply).to_have_text("you won at $14,000.00")
+
+
+async def test_a_new_account_registers_its_store_on_the_desk(api: LiveApi, page: Page) -> None:
+    async with api.market() as market:
+        newcomer = await market.member()  # a buyer account: registering a store makes it a dealer
+        await page.goto(f"{api.base_url}/dealer")
+        await sign_in(page, newcomer.email)
+        store = page.locator("#new-store")
+        await expect(store).to_be_visible()
+        fields = {"name": "Sunset Motors", "address": "12 Ocean Ave", "zip": "00000",
+                  "licence_number": "CA-55120", "contact_email": "sales@sunset.example"}  # fmt: skip
+        for name, value in fields.items():
+            await store.locator(f"[name={name}]").fill(value)
+        await store.locator("button").click()
+        await expect(store.locator(".problem")).to_have_count(1)  # the ZIP, named beside its field
+        await expect(page.locator("#new-store-status")).to_contain_text("zip")
+        await store.locator("[name=zip]").fill("90401")
+        await store.locator("button").click()
+        await expect(page.locator("#store")).to_have_text("Sunset Motors · Santa Monica, CA · pending")
+        await expect(store).to_be_hidden()
+        token = await page.evaluate("JSON.parse(sessionStorage.getItem('auction-hub.session')).access")
+        cars = await market.client.get("/api/v1/cars", headers={"Authorization": f"Bearer {token}"})
+        assert cars.status_code == 200, cars.text  # the page's refreshed token says dealer
+        assert newcomer.access_token != token

@@ -44,13 +44,18 @@
 
   async function load() {
     $("desk").hidden = true;
+    $("new-store").hidden = true;
     if (!session.current()) return status("desk-status", "sign in with your dealer account");
     status("desk-status", "loading…");
-    try {
-      store = (await api("/api/v1/dealers/me")).data;
-    } catch (error) {
-      return status("desk-status", error.message, true);
+    const response = await session.send("/api/v1/dealers/me", { method: "GET" });
+    if (response && response.status === 404) {  // an account without a store registers one here
+      status("desk-status", "");
+      $("new-store").hidden = false;
+      return;
     }
+    const body = response ? await response.json().catch(() => null) : null;
+    if (!response || !response.ok) return status("desk-status", response ? session.problem(body, response) : "sign in again", true);
+    store = body.data;
     status("desk-status", "");
     $("store").textContent = store.name + " · " + store.city + ", " + store.state + " · " + store.status;
     $("desk").hidden = false;
@@ -185,7 +190,7 @@
     return [...buttons, " ", amount, " ", outcome];
   }
 
-  function carPayload(form) {
+  function formPayload(form) {
     const payload = {};
     for (const [name, value] of new FormData(form)) {
       if (String(value).trim() !== "") payload[name] = String(value).trim();
@@ -199,12 +204,29 @@
       if (field && field.parentNode) field.parentNode.append(element("span", problem.message, "problem error"));
     }
   }
+  // Registering makes the account a dealer: the next access token says so, so the session refreshes before the desk.
+  $("new-store").addEventListener("submit", async function (event) {
+    event.preventDefault();
+    const form = event.target;
+    status("new-store-status", "registering…");
+    try {
+      await post("/api/v1/dealers", formPayload(form));
+      markProblems(form, []);
+      form.reset();
+      status("new-store-status", "");
+      await session.refresh();
+    } catch (error) {
+      markProblems(form, error.problems || []);
+      status("new-store-status", error.message, true);
+    }
+  });
+
   $("new-car").addEventListener("submit", async function (event) {
     event.preventDefault();
     const form = event.target;
     status("new-car-status", "listing…");
     try {
-      const car = (await post("/api/v1/cars", carPayload(form))).data;
+      const car = (await post("/api/v1/cars", formPayload(form))).data;
       markProblems(form, []);
       form.reset();
       status("new-car-status", "listed: " + car.year + " " + car.make + " " + car.model + " (car " + car.id + ")");

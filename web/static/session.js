@@ -89,6 +89,7 @@ window.hubSession = (function () {
   });
   return {
     current: current, send: send, problem: problem, say: say,
+    refresh: function () { const signedIn = current(); return signedIn ? refreshed(signedIn) : Promise.resolve(null); },
     onChange: function (listener) { listeners.push(listener); },
   };
 })();
