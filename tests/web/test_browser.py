@@ -451,3 +451,21 @@ async def test_a_new_account_registers_its_store_on_the_desk(api: LiveApi, page:
         cars = await market.client.get("/api/v1/cars", headers={"Authorization": f"Bearer {token}"})
         assert cars.status_code == 200, cars.text  # the page's refreshed token says dealer
         assert newcomer.access_token != token
+
+
+async def test_a_visitor_creates_an_account_and_is_signed_in(api: LiveApi, page: Page) -> None:
+    await page.goto(f"{api.base_url}/my-bids")
+    await expect(page.locator("#bids-status")).to_have_text("sign in to see your bids")
+    await page.locator("#register-box summary").click()
+    form = page.locator("#register")
+    await form.locator("[name=full_name]").fill("Nina Buyer")
+    await form.locator("[name=email]").fill("nina@example.com")
+    await form.locator("[name=password]").fill("onlyletters")
+    await form.locator("button").click()
+    await expect(page.locator("#bidder-status")).to_have_class("error")
+    await expect(page.locator("#bidder-status")).to_contain_text("password")
+    await form.locator("[name=password]").fill("correct horse 7")
+    await form.locator("button").click()
+    await expect(page.locator("#bidder-name")).to_have_text("Nina Buyer")
+    await expect(page.locator("#register-box")).to_be_hidden()
+    await expect(page.locator("#bids-status")).to_have_text("no bids yet: find a car at /search")

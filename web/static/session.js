@@ -27,19 +27,35 @@ window.hubSession = (function () {
     const signedIn = current();
     if (!$("sign-in")) return;
     $("sign-in").hidden = Boolean(signedIn);
+    $("register-box").hidden = Boolean(signedIn);
     $("signed-in").hidden = !signedIn;
     $("bidder-name").textContent = signedIn ? signedIn.name : "";
   }
 
   async function signIn(form) {
+    return signInWith(new URLSearchParams(new FormData(form)), form);
+  }
+  async function register(form) {
+    say("creating the account…");
+    const fields = Object.fromEntries(new FormData(form));
+    const response = await fetch("/api/v1/auth/register", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(fields),
+    });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) return say(problem(body, response), true);
+    form.reset();
+    $("register-box").open = false;
+    return signInWith(new URLSearchParams({ username: fields.email, password: fields.password }), null);
+  }
+  async function signInWith(credentials, form) {
     say("signing in…");
-    const response = await fetch("/api/v1/auth/login", { method: "POST", body: new URLSearchParams(new FormData(form)) });
+    const response = await fetch("/api/v1/auth/login", { method: "POST", body: credentials });
     const body = await response.json().catch(() => null);
     if (!response.ok) return say(problem(body, response), true);
     const me = await fetch("/api/v1/users/me", { headers: { Authorization: "Bearer " + body.access_token } });
     const profile = me.ok ? (await me.json()).data : null;
-    const name = profile ? profile.full_name || profile.email : form.username.value;
-    form.reset();
+    const name = profile ? profile.full_name || profile.email : credentials.get("username");
+    if (form) form.reset();
     say("");
     store({ access: body.access_token, refresh: body.refresh_token, name: name });
   }
@@ -85,6 +101,10 @@ window.hubSession = (function () {
       signIn(event.target).catch(function () { say("sign-in failed: the server is unreachable", true); });
     });
     $("sign-out").addEventListener("click", signOut);
+    $("register").addEventListener("submit", function (event) {
+      event.preventDefault();
+      register(event.target).catch(function () { say("the account was not created: the server is unreachable", true); });
+    });
     show();
   });
   return {
