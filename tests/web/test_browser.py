@@ -469,3 +469,21 @@ async def test_a_visitor_creates_an_account_and_is_signed_in(api: LiveApi, page:
     await expect(page.locator("#bidder-name")).to_have_text("Nina Buyer")
     await expect(page.locator("#register-box")).to_be_hidden()
     await expect(page.locator("#bids-status")).to_have_text("no bids yet: find a car at /search")
+
+
+async def test_the_high_bidder_watching_a_lot_close_sees_its_outcome(api: LiveApi, page: Page) -> None:
+    async with api.market() as market:
+        auction, _ = await live_auction(market)
+        lot = auction["lots"][0]["id"]
+        buyer = await market.member()
+        await page.goto(f"{api.base_url}/live/auctions/{auction['id']}")
+        await sign_in(page, buyer.email)
+        row = page.locator(f'tr[data-lot="{lot}"]')
+        await row.locator("input[name=amount]").fill("12000")
+        await row.locator("form.bid button").click()
+        await expect(row.locator('[data-field="reply"]')).to_contain_text("accepted: you lead at")
+        await close_and_persist(api)  # past its end: closed below the reserve of 15,000
+        await expect(row.locator('[data-field="status"]')).to_contain_text("closed")
+        await expect(row.locator('[data-field="reply"]')).to_have_text(
+            "your bid is below the reserve: the seller decides", timeout=10_000
+        )

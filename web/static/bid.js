@@ -63,8 +63,13 @@
   }
 
   // A closed lot's outcome for its high bidder: won, waiting for the seller, or the seller's counter-offer to answer.
-  async function outcome(lot) {
+  // `retries`: a lot that just closed has its result recorded a moment after its close event.
+  async function outcome(lot, retries) {
     const response = await session.send("/api/v1/lots/" + lot + "/result", { method: "GET" });
+    if (response && response.status === 404 && retries) {
+      setTimeout(function () { outcome(lot, retries - 1).catch(function () {}); }, 1000);
+      return;
+    }
     if (!response || !response.ok) return; // not closed yet, or nobody signed in
     const result = (await response.json()).data;
     if (!result.youAreHighBidder) return;
@@ -113,7 +118,7 @@
     form.amount.addEventListener("focus", function () { hint(form).catch(function () {}); }, { once: true });
   });
   session.onChange(function (signedIn) { listen(signedIn); if (signedIn) outcomes(); });
-  document.addEventListener("lot-closed", function (event) { outcome(event.detail).catch(function () {}); });
+  document.addEventListener("lot-closed", function (event) { outcome(event.detail, 5).catch(function () {}); });
   listen(session.current());
   outcomes();
 })();
