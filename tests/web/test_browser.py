@@ -277,11 +277,27 @@ async def test_a_buyer_asks_on_the_vehicle_page_and_follows_moderation(
         "Your question: approved: it shows here in a moment", timeout=10_000
     )
 
+    # The pipeline puts the approved question into the document; the listing's dealer answers it on the page.
+    question_id = int(asked[0]["id"].split("-")[1])
+    await index_as_the_pipeline_would(
+        directory / "index", car, dealer_id=dealer.dealer_id, version=2,
+        questions=[Question(id=question_id, text="Does it come with two keys?")],
+    )  # fmt: skip
+    await page.locator("#sign-out").click()
+    await page.reload()
+    await expect(page.locator("#questions li")).to_have_count(1)
+    await expect(page.locator("#questions .answer-form")).to_have_count(0)  # signed out: no answer form
+    await sign_in(page, dealer.member.email)
+    answer = page.locator("#questions .answer-form")
+    await answer.locator("input").fill("Yes, both keys and the manual.")
+    await answer.locator("button").click()
+    await expect(answer.locator(".outcome")).to_have_text("sent: it shows here once moderation approves it")
 
-async def index_as_the_pipeline_would(index_path: Path, car_id: int) -> None:
+
+async def index_as_the_pipeline_would(index_path: Path, car_id: int, **fields: Any) -> None:
     writer = create_search_index(ApiSettings(index_path=index_path), writer=True)
     try:
-        await writer.upsert([make_vehicle(car_id, year=2021, make="Toyota", model="Camry")])
+        await writer.upsert([make_vehicle(car_id, year=2021, make="Toyota", model="Camry", **fields)])
         await writer.flush()
     finally:
         await writer.close()

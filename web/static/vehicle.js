@@ -9,6 +9,8 @@
   const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 0 });
   const count = new Intl.NumberFormat("en-US");
   const $ = (name) => document.getElementById(name);
+  let shown = null; // the vehicle document on the page
+  let isListingDealer = false;
   const STATUS = { pending: "waiting for moderation", pending_review: "waiting for a moderator",
     approved: "approved: it shows here in a moment", rejected: "not published" };
 
@@ -26,7 +28,8 @@
   }
 
   async function load() {
-    const response = await fetch("/api/v1/vehicles/" + encodeURIComponent(id));
+    // Revalidated (ETag, a 304 when unchanged), so a question approved a moment ago shows on reload.
+    const response = await fetch("/api/v1/vehicles/" + encodeURIComponent(id), { cache: "no-cache" });
     const body = await response.json().catch(() => null);
     if (!response.ok) {
       $("title").textContent = response.status === 404 ? "Vehicle not found" : "Vehicle unavailable";
@@ -67,15 +70,59 @@
       spec("Dealer", vehicle.dealer.name + (vehicle.dealer.rating ? " (rated " + vehicle.dealer.rating + ")" : ""));
     }
     $("description").textContent = vehicle.description || "";
+    shown = vehicle;
+    renderQuestions();
+  }
+
+  function renderQuestions() {
     const list = $("questions");
     list.replaceChildren();
-    for (const question of vehicle.questions || []) {
+    for (const question of (shown && shown.questions) || []) {
       const item = element("li");
+      item.dataset.question = question.id;
       item.append(element("p", question.text, "question"));
       if (question.answer) item.append(element("p", "Dealer: " + question.answer, "answer"));
+      else if (isListingDealer) item.append(answerForm(question));
       list.append(item);
     }
     $("no-questions").hidden = list.children.length > 0;
+  }
+  // The listing's own dealer answers unanswered questions here; the answer is moderated like the question.
+  function answerForm(question) {
+    const form = element("form", undefined, "answer-form");
+    const text = element("input");
+    text.name = "text";
+    text.required = true;
+    text.maxLength = 2000;
+    text.size = 60;
+    text.placeholder = "your answer as the dealer";
+    text.setAttribute("aria-label", "answer to question " + question.id);
+    const outcome = element("span", "", "outcome");
+    outcome.setAttribute("role", "status");
+    const button = element("button", "Answer");
+    button.type = "submit";
+    form.append(text, " ", button, " ", outcome);
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const response = await session.send("/api/v1/questions/" + question.id + "/answers", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text: text.value }),
+      });
+      const body = response ? await response.json().catch(() => null) : null;
+      outcome.className = "outcome" + (response && response.ok ? "" : " error");
+      outcome.textContent = !response ? "sign in again"
+        : response.ok ? "sent: it shows here once moderation approves it" : session.problem(body, response);
+      if (response && response.ok) { text.disabled = true; button.disabled = true; }
+    });
+    return form;
+  }
+  // Whether the signed-in user runs the store that lists this vehicle (then unanswered questions get a form).
+  async function checkListingDealer() {
+    isListingDealer = false;
+    if (session.current() && shown && shown.dealer_id != null) {
+      const response = await session.send("/api/v1/dealers/me", { method: "GET" });
+      if (response && response.ok) isListingDealer = (await response.json()).data.id === shown.dealer_id;
+    }
+    renderQuestions();
   }
 
   function askStatus(text, isError) {
@@ -113,7 +160,8 @@
     event.preventDefault();
     ask(event.target).catch(function () { askStatus("the question did not reach the server: try again", true); });
   });
-  load().catch(function () {
+  session.onChange(function () { checkListingDealer().catch(function () {}); });
+  load().then(function () { return checkListingDealer().catch(function () {}); }).catch(function () {
     $("vehicle-status").textContent = "search is unreachable; reload in a moment";
     $("vehicle-status").className = "error";
   });
