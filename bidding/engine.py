@@ -220,17 +220,18 @@ class BidEngine:
         await self.redis.delete(*self._keys(lot_id))
         await self.redis.srem(LOTS_KEY, str(lot_id))
 
-    async def leader_of(self, lot_id: int) -> int | None:
-        """The user id leading the lot now (None: nobody, or the lot is not armed)."""
-        leader = await self.redis.hget(lot_key(lot_id, "state"), "leader")
-        return int(leader) if leader else None
-
     async def view(self, lot_id: int) -> LotView | None:
         """What any buyer may see of the lot, or None for an unknown lot."""
+        found = await self.view_and_leader(lot_id)
+        return None if found is None else found[0]
+
+    async def view_and_leader(self, lot_id: int) -> tuple[LotView, int | None] | None:
+        """The lot's view and the user id leading it (None: nobody), from one read; None for an unknown lot."""
         raw = await self.redis.hgetall(lot_key(lot_id, "state"))
         if not raw:
             return None
-        return view_from({_text(k): _text(v) for k, v in raw.items()})
+        state = {_text(k): _text(v) for k, v in raw.items()}
+        return view_from(state), int(state["leader"]) if state["leader"] else None
 
 
 def view_from(state: dict[str, str]) -> LotView:

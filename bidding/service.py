@@ -216,17 +216,22 @@ class BiddingService:
             log.warning("auction %d changed but live bidding could not follow (Redis: %s)", auction_id, exc)
 
     async def view(self, lot_id: int) -> LotView:
+        view, _ = await self.view_and_leader(lot_id)
+        return view
+
+    async def view_and_leader(self, lot_id: int) -> tuple[LotView, int | None]:
+        """The lot as any buyer sees it, and the user id leading it live (None: nobody, or the lot is settled)."""
         async with redis_available():
-            view = await self.engine.view(lot_id)
-            if view is None:
+            found = await self.engine.view_and_leader(lot_id)
+            if found is None:
                 try:
                     await self.arm(lot_id)
                 except LotSettled:
-                    return await self.settled_view(lot_id)
-                view = await self.engine.view(lot_id)
-        if view is None:
+                    return await self.settled_view(lot_id), None
+                found = await self.engine.view_and_leader(lot_id)
+        if found is None:
             raise NotFound(f"no lot {lot_id}")
-        return view
+        return found
 
     async def lots_bid_on(
         self, user: CurrentUser, limit: int, offset: int
@@ -237,13 +242,9 @@ class BiddingService:
             rows, total = await bid_store.lots_bid_on(conn, user.id, limit, offset)
         lots = []
         for row in rows:
-            view = await self.view(int(row["lot_id"]))
-            if row["result_status"] is not None:
-                leading = row["high_bidder_id"] == user.id
-            else:
-                async with redis_available():
-                    leading = await self.engine.leader_of(int(row["lot_id"])) == user.id
-            lots.append((row, view, leading))
+            view, leader = await self.view_and_leader(int(row["lot_id"]))
+            closed = row["result_status"] is not None
+            lots.append((row, view, (row["high_bidder_id"] if closed else leader) == user.id))
         return lots, total
 
     async def settled_view(self, lot_id: int) -> LotView:

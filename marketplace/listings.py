@@ -233,13 +233,10 @@ def columns_of(spec: CarSpec) -> dict[str, Any]:
     """
     values = spec.model_dump()
     if spec.zip is None:
-        values.update(dict.fromkeys(LOCATION_COLUMNS))
+        values.update(dict.fromkeys(listing_store.LOCATION_COLUMNS))
     else:
         values.update(location_columns(spec.zip))
     return values
-
-
-LOCATION_COLUMNS: Final = ("zip", "city", "state", "lat", "lon")
 
 
 def location_columns(zip_code: str) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""The buyer's pages: vehicle search (`/search`, over the search API) and the live auction page (a lot or an
-auction's lots, prices pushed over EventSource: the API's SSE, or nchan).
+"""The users' pages over the API: search, vehicle, the live auction (a lot or an auction's lots, prices pushed over
+EventSource: the API's SSE, or nchan), my bids, the dealer desk and the moderation queue.
 
-`AUCTION_HUB_LIVE_STREAM=nchan` points the page's EventSource at nchan (`AUCTION_HUB_NCHAN_STREAM_URL`, relative:
-the page is then opened through nginx, which proxies the API); the default is the API's own SSE feed. The page
+`AUCTION_HUB_LIVE_STREAM=nchan` points the live page's EventSource at nchan (`AUCTION_HUB_NCHAN_STREAM_URL`,
+relative: the page is then opened through nginx, which proxies the API); the default is the API's own SSE feed. The
 pages have no inline script or style, so the API's strict Content-Security-Policy stays as it is.
 """
 
@@ -30,6 +30,7 @@ ASSETS = {
     "live.css": "text/css; charset=utf-8",
     "bid.js": "text/javascript; charset=utf-8",
     "session.js": "text/javascript; charset=utf-8",
+    "dom.js": "text/javascript; charset=utf-8",
     "vehicle.js": "text/javascript; charset=utf-8",
     "moderation.js": "text/javascript; charset=utf-8",
     "dealer.js": "text/javascript; charset=utf-8",
@@ -134,6 +135,7 @@ async def moderation_page() -> HTMLResponse:
     return HTMLResponse(page_with_sign_in("moderation.html", "Sign in"), headers=PAGE_HEADERS)
 
 
+@cache
 def render_dealer_page() -> str:
     """The dealer's desk, its pick lists from the catalog the API validates against."""
     page = page_with_sign_in("dealer.html", "Sign in")
@@ -151,12 +153,7 @@ def render_dealer_page() -> str:
 @router.get("/dealer", response_class=HTMLResponse)
 async def dealer_page() -> HTMLResponse:
     """The dealer's desk: statistics, listing cars, the inventory, auctions and if-bid decisions (dealers sign in)."""
-    return HTMLResponse(_dealer_page(), headers=PAGE_HEADERS)
-
-
-@cache
-def _dealer_page() -> str:
-    return render_dealer_page()
+    return HTMLResponse(render_dealer_page(), headers=PAGE_HEADERS)
 
 
 @router.get("/static/{name}")
