@@ -11,8 +11,7 @@
   function reply(lot, text, isError) {
     const span = document.querySelector('form.bid[data-lot="' + lot + '"] + [data-field="reply"]');
     if (!span) return;
-    span.textContent = text;
-    span.className = isError ? "error" : "";
+    window.hubDom.status(span, text, isError);
   }
   function newKey() {
     return self.crypto && crypto.randomUUID ? crypto.randomUUID() : Date.now() + "-" + Math.random().toString(16).slice(2);

@@ -14,15 +14,9 @@
     ["sale_to_asking_ratio", "sale / asking"]];
   let store = null;
 
-  function element(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = text;
-    if (className) node.className = className;
-    return node;
-  }
+  const element = window.hubDom.element;
   function status(id, text, isError) {
-    $(id).textContent = text;
-    $(id).className = isError ? "error" : "";
+    window.hubDom.status($(id), text, isError);
   }
   async function api(url, init) {
     const response = await session.send(url, init || { method: "GET" });

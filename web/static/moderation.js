@@ -10,15 +10,9 @@
   const FILTERS = ["flagged", "reason", "status"];
   let page = 1;
 
-  function element(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined) node.textContent = text;
-    if (className) node.className = className;
-    return node;
-  }
+  const element = window.hubDom.element;
   function say(text, isError) {
-    $("queue-status").textContent = text;
-    $("queue-status").className = isError ? "error" : "";
+    window.hubDom.status($("queue-status"), text, isError);
   }
   function age(iso) {
     const minutes = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 60000));

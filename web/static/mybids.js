@@ -13,15 +13,9 @@
   let watched = "";
   let pending = null;
 
-  function element(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined) node.textContent = text;
-    if (className) node.className = className;
-    return node;
-  }
+  const element = window.hubDom.element;
   function say(text, isError) {
-    $("bids-status").textContent = text;
-    $("bids-status").className = isError ? "error" : "";
+    window.hubDom.status($("bids-status"), text, isError);
   }
   function standing(item) {
     if (item.result) return (RESULTS[item.result] || [item.result, item.result])[item.youLead ? 0 : 1];

@@ -20,12 +20,7 @@
   function params() {
     return new URLSearchParams(location.search);
   }
-  function element(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined) node.textContent = text;
-    if (className) node.className = className;
-    return node;
-  }
+  const element = window.hubDom.element;
   function navigate(next) {
     next.delete("page");
     go(next);
@@ -35,8 +30,7 @@
     load();
   }
   function say(text, isError) {
-    status.textContent = text;
-    status.classList.toggle("error", Boolean(isError));
+    window.hubDom.status(status, text, isError);
   }
 
   async function load() {

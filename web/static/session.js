@@ -16,9 +16,7 @@ window.hubSession = (function () {
   }
   function say(text, isError) {
     const status = $("bidder-status");
-    if (!status) return;
-    status.textContent = text;
-    status.className = isError ? "error" : "";
+    if (status) window.hubDom.status(status, text, isError);
   }
   function problem(body, response) {
     return body && body.error ? body.error.message : "HTTP " + response.status;

@@ -14,12 +14,7 @@
   const STATUS = { pending: "waiting for moderation", pending_review: "waiting for a moderator",
     approved: "approved: it shows here in a moment", rejected: "not published" };
 
-  function element(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined) node.textContent = text;
-    if (className) node.className = className;
-    return node;
-  }
+  const element = window.hubDom.element;
   function spec(label, value) {
     if (value === null || value === undefined || value === "") return;
     const row = element("tr");
@@ -33,8 +28,7 @@
     const body = await response.json().catch(() => null);
     if (!response.ok) {
       $("title").textContent = response.status === 404 ? "Vehicle not found" : "Vehicle unavailable";
-      $("vehicle-status").textContent = session.problem(body, response);
-      $("vehicle-status").className = "error";
+      window.hubDom.status($("vehicle-status"), session.problem(body, response), true);
       $("ask").hidden = true;
       return;
     }
@@ -126,8 +120,7 @@
   }
 
   function askStatus(text, isError) {
-    $("ask-status").textContent = text;
-    $("ask-status").className = isError ? "error" : "";
+    window.hubDom.status($("ask-status"), text, isError);
   }
   // Follows the question through moderation for a minute: the author learns at once if it was not published.
   async function follow(itemId) {
@@ -162,7 +155,6 @@
   });
   session.onChange(function () { checkListingDealer().catch(function () {}); });
   load().then(function () { return checkListingDealer().catch(function () {}); }).catch(function () {
-    $("vehicle-status").textContent = "search is unreachable; reload in a moment";
-    $("vehicle-status").className = "error";
+    window.hubDom.status($("vehicle-status"), "search is unreachable; reload in a moment", true);
   });
 })();
