@@ -21,6 +21,14 @@
     return new URLSearchParams(location.search);
   }
   const element = window.hubDom.element;
+  // The page's search without one value of a repeatable filter (`make=Ford&make=Toyota` less Ford).
+  function withoutValue(name, value) {
+    const next = params();
+    const kept = next.getAll(name).filter((v) => v !== value);
+    next.delete(name);
+    for (const v of kept) next.append(name, v);
+    return next;
+  }
   function navigate(next) {
     next.delete("page");
     go(next);
@@ -75,11 +83,7 @@
       button.type = "button";
       button.title = "remove this filter";
       button.addEventListener("click", () => {
-        const next = params();
-        const kept = next.getAll(name).filter((v) => v !== value);
-        next.delete(name);
-        for (const v of kept) next.append(name, v);
-        navigate(next);
+        navigate(withoutValue(name, value));
       });
       const item = element("li");
       item.append(button);
@@ -105,10 +109,7 @@
         box.dataset.facet = name;
         box.value = value;
         box.addEventListener("change", () => {
-          const next = params();
-          const kept = next.getAll(name).filter((v) => v !== value);
-          next.delete(name);
-          for (const v of kept) next.append(name, v);
+          const next = withoutValue(name, value);
           if (box.checked) next.append(name, value);
           navigate(next);
         });
