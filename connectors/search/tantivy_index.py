@@ -24,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,6 +109,9 @@ MAX_GEO_POINTS = 60_000
 RECENT_DOCUMENTS = 20_000
 ID_TERM_SET_FROM = 256
 GEO_POINT = "geo_point"
+# Shared by every index handle of the process (a reindex opens a new one while searches finish on the old).
+FACET_THREAD_COUNT = os.cpu_count() or 1
+FACET_THREADS = ThreadPoolExecutor(FACET_THREAD_COUNT, thread_name_prefix="tantivy-facets")
 ID_KEY = "id_key"
 
 T = TypeVar("T")
@@ -218,6 +223,16 @@ class _Clause:
     field: str | None
     key: Hashable
     query: tantivy.Query
+
+
+@dataclass(frozen=True)
+class _FacetPass:
+    """One aggregation of the facets: the facet fields `names` counted over `matching`."""
+
+    names: list[str]
+    key: Hashable
+    matching: tantivy.Query
+    aggregations: dict[str, Any]
 
 
 class TantivyIndex(SearchIndex):
@@ -540,6 +555,7 @@ class TantivyIndex(SearchIndex):
         searcher = self._index.searcher()
         generation = self._generation
         clauses = self._clauses(searcher, generation, query)
+        facets = self._start_facets(searcher, generation, clauses, query)
         matching = _conjunction(clauses)
         sort_name, sort_order = query.sort[0] if query.sort else (RELEVANCE, "desc")
         if sort_name == DISTANCE and query.geo is not None:  # validate_query requires the location
@@ -558,7 +574,7 @@ class TantivyIndex(SearchIndex):
         ]
         if query.geo is not None:
             result.distances_km = [_distance(query.geo, hit) for hit in hits]
-        self._facets(searcher, generation, clauses, query, result)
+        self._finish_facets(searcher, generation, facets, query, result)
         return result
 
     # -- ordering -------------------------------------------------------------------------------------
@@ -780,24 +796,23 @@ class TantivyIndex(SearchIndex):
 
     # -- facets ---------------------------------------------------------------------------------------
 
-    def _facets(
-        self,
-        searcher: tantivy.Searcher,
-        generation: int,
-        clauses: Sequence[_Clause],
-        query: SearchQuery,
-        result: SearchResult,
-    ) -> None:
+    def _start_facets(
+        self, searcher: tantivy.Searcher, generation: int, clauses: Sequence[_Clause], query: SearchQuery
+    ) -> list[tuple[_FacetPass, Future[dict[str, Any]]]]:
         """Disjunctive facets: a field's counts come from the search without that field's own constraints.
 
         Facets of unconstrained fields share one aggregation over the search; each constrained field that is
         faceted costs one more. Results are cached per index generation (browsing by make repeats them).
+        The passes start on the facet threads while the caller fetches the hits (tantivy releases the GIL):
+        one search at a time uses every core; `_finish_facets` runs itself each pass no thread has begun, so
+        under load a search never waits in the facet threads' queue.
         """
         constrained = {clause.field for clause in clauses if clause.field is not None}
-        passes: dict[str | None, list[str]] = {}
+        by_pass: dict[str | None, list[str]] = {}
         for name in dict.fromkeys([*query.facets, *query.range_facets]):
-            passes.setdefault(name if name in constrained else None, []).append(name)
-        for excluded, names in passes.items():
+            by_pass.setdefault(name if name in constrained else None, []).append(name)
+        started = []
+        for excluded, names in by_pass.items():
             kept = [clause for clause in clauses if excluded is None or clause.field != excluded]
             aggregations: dict[str, Any] = {}
             for name in names:
@@ -808,8 +823,27 @@ class TantivyIndex(SearchIndex):
                         "range": {"field": name, "ranges": _ranges(query.range_facets[name])}
                     }
             key = ("facets", _key(kept), tuple(sorted(aggregations)), _edges_key(query, names))
-            counts = self._aggregate(searcher, generation, key, _conjunction(kept), aggregations)
-            for name in names:
+            facet_pass = _FacetPass(names, key, _conjunction(kept), aggregations)
+            future = FACET_THREADS.submit(self._aggregate, searcher, generation, key, facet_pass.matching, aggregations)
+            started.append((facet_pass, future))
+        return started
+
+    def _finish_facets(
+        self,
+        searcher: tantivy.Searcher,
+        generation: int,
+        started: Sequence[tuple[_FacetPass, Future[dict[str, Any]]]],
+        query: SearchQuery,
+        result: SearchResult,
+    ) -> None:
+        for facet_pass, future in started:
+            if future.cancel():
+                counts = self._aggregate(
+                    searcher, generation, facet_pass.key, facet_pass.matching, facet_pass.aggregations
+                )
+            else:
+                counts = future.result()
+            for name in facet_pass.names:
                 if name in query.facets:
                     buckets = counts[f"terms:{name}"]["buckets"]
                     result.facets[name] = {_bucket_key(bucket["key"]): bucket["doc_count"] for bucket in buckets}

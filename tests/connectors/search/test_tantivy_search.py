@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from connectors.search.fields import id_rank
 from connectors.search.port import DISTANCE, GeoFilter, RangeBucket, SearchQuery, SortOrder
-from connectors.search.tantivy_index import TantivyIndex
+from connectors.search.tantivy_index import FACET_THREAD_COUNT, FACET_THREADS, TantivyIndex
 from schemas.geo import haversine_km
 from schemas.vehicle import VehicleDocument
 from tests.connectors.search.conftest import make_vehicle
@@ -364,4 +365,67 @@ async def test_search_after_the_last_page_is_empty_and_total_stays(index_dir: Pa
     assert result.hits == []
     with pytest.raises(ValueError, match="search_after"):
         await index.search(SearchQuery(search_after=[1.0, "1"]))
+    await index.close()
+
+
+# -- facet passes on the facet threads --------------------------------------------------------------------
+
+
+def assorted(count: int, seed: int) -> list[VehicleDocument]:
+    generator = random.Random(seed)
+    return [
+        make_vehicle(
+            n,
+            make=generator.choice(MAKES),
+            state=generator.choice(STATES),
+            body_type=generator.choice(["sedan", "suv", "pickup"]),
+            year=generator.randint(2014, 2022),
+            asking_price=float(generator.randint(5, 40) * 1000),
+        )
+        for n in range(count)
+    ]
+
+
+async def test_concurrent_searches_get_the_facets_of_their_own_search(index_dir: Path) -> None:
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert(assorted(300, seed=5))
+    await index.flush()
+    queries = [
+        SearchQuery(
+            filters={"make": [make], "state": [state]},
+            ranges={"asking_price": (None, 20_000.0)} if make == "Ford" else {},
+            facets=["make", "state", "body_type", "year"],
+            range_facets={"asking_price": PRICE_EDGES},
+        )
+        for make in MAKES
+        for state in STATES
+    ]
+    alone = [await index.search(query) for query in queries]
+    index._new_generation()  # empty the aggregation cache: the concurrent round computes every pass again
+    together = await asyncio.gather(*(index.search(query) for query in queries * 3))
+    for number, result in enumerate(together):
+        expected = alone[number % len(queries)]
+        assert (result.total, result.facets, result.range_facets) == (
+            expected.total,
+            expected.facets,
+            expected.range_facets,
+        )
+    await index.close()
+
+
+async def test_a_search_does_not_wait_for_busy_facet_threads(index_dir: Path) -> None:
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert(assorted(50, seed=6))
+    await index.flush()
+    release = threading.Event()
+    blockers = [FACET_THREADS.submit(release.wait) for _ in range(FACET_THREAD_COUNT)]
+    try:
+        query = SearchQuery(filters={"make": ["Ford"]}, facets=["make", "state"], range_facets={"year": [2018]})
+        result = await asyncio.wait_for(index.search(query), timeout=10)  # the caller runs every pass itself
+        assert result.facets["make"]["Ford"] == result.total > 0
+        assert sum(result.facets["state"].values()) == result.total
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result()
     await index.close()
