@@ -89,7 +89,9 @@ class Phase:
 # -- raw engine -----------------------------------------------------------------------------------------
 
 
-async def raw_pass(index: TantivyIndex, queries: Sequence[Query], connections: int) -> tuple[list[Sample], float]:
+async def raw_pass(
+    index: TantivyIndex, queries: Sequence[Query], connections: int, *, facets: bool = True
+) -> tuple[list[Sample], float]:
     """Every query once through the engine, `connections` at a time; (samples, searches/s)."""
     position = 0
     samples: list[Sample] = []
@@ -100,7 +102,7 @@ async def raw_pass(index: TantivyIndex, queries: Sequence[Query], connections: i
             query = queries[position]
             position += 1
             started = time.perf_counter()
-            await index.search(build_query(SearchParams(**query.params)))
+            await index.search(build_query(SearchParams(**query.params, facets=facets)))
             samples.append(Sample(query.kind, time.perf_counter() - started, 200))
 
     started = time.perf_counter()
@@ -122,16 +124,15 @@ async def body_cost(index: TantivyIndex, queries: Sequence[Query]) -> Phase:
     return phase
 
 
-async def facets_off_cost(index: TantivyIndex, queries: Sequence[Query]) -> Phase:
-    """The engine on the same searches with `facets=false`: how much of the engine time the facets take."""
-    samples = []
-    for query in queries:
-        started = time.perf_counter()
-        await index.search(build_query(SearchParams(**query.params, facets=False)))
-        samples.append(Sample(query.kind, time.perf_counter() - started, 200))
-    phase = Phase("raw engine, facets off (in process)", 1)
-    phase.runs.append((samples, 0.0))
-    return phase
+async def facets_off_cost(index: TantivyIndex, queries: Sequence[Query], connections: int) -> list[Phase]:
+    """The engine on the same searches with `facets=false`, at 1 and at `connections` searches at a time: how
+    much of the engine time the facets take, and the searches/s these 2 cores would top out at without them."""
+    phases = []
+    for count in dict.fromkeys((1, connections)):
+        phase = Phase("raw engine, facets off (in process)", count)
+        phase.runs.append(await raw_pass(index, queries, count, facets=False))
+        phases.append(phase)
+    return phases
 
 
 async def raw_phases(index: TantivyIndex, queries: Sequence[Query], runs: int, latency_conns: int) -> list[Phase]:
@@ -365,7 +366,7 @@ async def main(args: argparse.Namespace) -> None:
     counts = {kind: sum(query.kind == kind for query in queries) for kind in KINDS}
     print(f"{len(queries)} distinct searches: {counts}; {args.runs} runs of each phase\n")
     raw = await raw_phases(index, queries, args.runs, args.latency_connections)
-    extra = [await body_cost(index, queries), await facets_off_cost(index, queries)]
+    extra = [await body_cost(index, queries), *await facets_off_cost(index, queries, args.latency_connections)]
     servers = [(config, await http_phases(args.vehicles, config, queries, args)) for config in args.servers]
     report(raw, servers, extra)
     print(f"\n$ {command}")
