@@ -273,6 +273,8 @@ class TantivyIndex(SearchIndex):
         self._meta_stamp: bytes | None = None
         self._cache_lock = threading.Lock()
         self._aggregation_cache: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
+        self._searches_lock = threading.Lock()
+        self._searches = 0  # running now: facet passes go to the facet threads only while cores are spare
         self._index = self._open_index()
         self._writer: tantivy.IndexWriter | None = None
         if writer:
@@ -552,10 +554,20 @@ class TantivyIndex(SearchIndex):
         return await asyncio.to_thread(self._search_sync, query)
 
     def _search_sync(self, query: SearchQuery) -> SearchResult:
+        with self._searches_lock:
+            self._searches += 1
+            spare_cores = self._searches < FACET_THREAD_COUNT
+        try:
+            return self._search_counted(query, spare_cores)
+        finally:
+            with self._searches_lock:
+                self._searches -= 1
+
+    def _search_counted(self, query: SearchQuery, spare_cores: bool) -> SearchResult:
         searcher = self._index.searcher()
         generation = self._generation
         clauses = self._clauses(searcher, generation, query)
-        facets = self._start_facets(searcher, generation, clauses, query)
+        facets = self._start_facets(searcher, generation, clauses, query, spare_cores)
         matching = _conjunction(clauses)
         sort_name, sort_order = query.sort[0] if query.sort else (RELEVANCE, "desc")
         if sort_name == DISTANCE and query.geo is not None:  # validate_query requires the location
@@ -797,21 +809,27 @@ class TantivyIndex(SearchIndex):
     # -- facets ---------------------------------------------------------------------------------------
 
     def _start_facets(
-        self, searcher: tantivy.Searcher, generation: int, clauses: Sequence[_Clause], query: SearchQuery
-    ) -> list[tuple[_FacetPass, Future[dict[str, Any]]]]:
+        self,
+        searcher: tantivy.Searcher,
+        generation: int,
+        clauses: Sequence[_Clause],
+        query: SearchQuery,
+        spare_cores: bool,
+    ) -> list[tuple[_FacetPass, Future[dict[str, Any]] | None]]:
         """Disjunctive facets: a field's counts come from the search without that field's own constraints.
 
         Facets of unconstrained fields share one aggregation over the search; each constrained field that is
         faceted costs one more. Results are cached per index generation (browsing by make repeats them).
-        The passes start on the facet threads while the caller fetches the hits (tantivy releases the GIL):
-        one search at a time uses every core; `_finish_facets` runs itself each pass no thread has begun, so
-        under load a search never waits in the facet threads' queue.
+        While fewer searches run than there are cores, the passes start on the facet threads as the caller
+        fetches the hits (tantivy releases the GIL), so a lone search uses every core; `_finish_facets` runs
+        itself each pass no thread has begun, so a search never waits in the facet threads' queue. With the
+        cores busy, a search runs its passes itself: handing them over then cost throughput (measured).
         """
         constrained = {clause.field for clause in clauses if clause.field is not None}
         by_pass: dict[str | None, list[str]] = {}
         for name in dict.fromkeys([*query.facets, *query.range_facets]):
             by_pass.setdefault(name if name in constrained else None, []).append(name)
-        started = []
+        started: list[tuple[_FacetPass, Future[dict[str, Any]] | None]] = []
         for excluded, names in by_pass.items():
             kept = [clause for clause in clauses if excluded is None or clause.field != excluded]
             aggregations: dict[str, Any] = {}
@@ -824,7 +842,11 @@ class TantivyIndex(SearchIndex):
                     }
             key = ("facets", _key(kept), tuple(sorted(aggregations)), _edges_key(query, names))
             facet_pass = _FacetPass(names, key, _conjunction(kept), aggregations)
-            future = FACET_THREADS.submit(self._aggregate, searcher, generation, key, facet_pass.matching, aggregations)
+            future: Future[dict[str, Any]] | None = None
+            if spare_cores:
+                future = FACET_THREADS.submit(
+                    self._aggregate, searcher, generation, key, facet_pass.matching, aggregations
+                )
             started.append((facet_pass, future))
         return started
 
@@ -832,12 +854,12 @@ class TantivyIndex(SearchIndex):
         self,
         searcher: tantivy.Searcher,
         generation: int,
-        started: Sequence[tuple[_FacetPass, Future[dict[str, Any]]]],
+        started: Sequence[tuple[_FacetPass, Future[dict[str, Any]] | None]],
         query: SearchQuery,
         result: SearchResult,
     ) -> None:
         for facet_pass, future in started:
-            if future.cancel():
+            if future is None or future.cancel():
                 counts = self._aggregate(
                     searcher, generation, facet_pass.key, facet_pass.matching, facet_pass.aggregations
                 )

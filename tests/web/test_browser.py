@@ -130,17 +130,25 @@ async def test_search_page_pages_sorts_and_types_a_search(api: LiveApi, page: Pa
     await expect(page.locator("#page-of")).to_have_text("page 1 of 2")
     await expect(page.locator("#previous")).to_be_disabled()
     first_page = await result_ids(page)
+    make_boxes = await page.locator('input[data-facet="make"]').count()
+    searches: list[str] = []
+    page.on("request", lambda request: searches.append(request.url) if "/api/v1/vehicles?" in request.url else None)
     await page.locator("#next").click()
     await expect(page.locator("#page-of")).to_have_text("page 2 of 2")
     second_page = await result_ids(page)
     assert len(second_page) == 9
     assert not set(first_page) & set(second_page)
+    # Turning the page keeps the facets on screen and does not ask the server to count them again.
+    assert [("facets=false" in url, "page=2" in url) for url in searches] == [(True, True)]
+    assert await page.locator('input[data-facet="make"]').count() == make_boxes > 0
 
     await page.locator("#q").fill("f150")
     await page.locator("#sort").select_option("-price")
     await page.locator("#search-form button[type=submit]").click()
     await expect(status).to_have_text("3 vehicles")
     assert "page=" not in page.url  # a new search starts on its first page
+    assert "facets=false" not in searches[-1]  # other words: other counts
+    await expect(page.locator('input[data-facet="make"]')).to_have_count(1)
     await expect(page.locator("#results li .title").first).to_contain_text("Ford F-150")
 
     await page.goto(f"{api.base_url}/search?q=civic")

@@ -16,6 +16,17 @@
   const $ = (id) => document.getElementById(id);
   const status = $("search-status");
   let latest = 0; // answers to older requests are dropped: the newest search wins
+  // The facets on screen and the search they count. Turning a page or changing the order leaves the counts as they
+  // are, so those requests skip them (`facets=false`): the facets are most of a search's cost on the server.
+  let shown = { key: null, facets: {} };
+
+  function facetKey(current) {
+    const key = new URLSearchParams(current);
+    key.delete("page");
+    key.delete("sort");
+    key.sort();
+    return key.toString();
+  }
 
   function params() {
     return new URLSearchParams(location.search);
@@ -46,6 +57,9 @@
     for (const name of FORM_FIELDS) $(name).value = current.get(name) || "";
     const request = new URLSearchParams(current);
     request.set("limit", String(PAGE_SIZE));
+    const key = facetKey(current);
+    const sameFacets = key === shown.key;
+    if (sameFacets) request.set("facets", "false");
     const ticket = ++latest;
     say("searching…");
     let response, body;
@@ -67,7 +81,8 @@
     say(total === 0 ? "no vehicle matches; remove a filter"
       : count.format(total) + (total === 1 ? " vehicle" : " vehicles"));
     renderChips(current);
-    renderFacets(current, body.facets || {});
+    if (!sameFacets) shown = { key, facets: body.facets || {} };
+    renderFacets(current, shown.facets);
     renderResults(body.data);
     $("page-of").textContent = total ? "page " + page + " of " + count.format(pages) : "";
     $("previous").disabled = page <= 1;
