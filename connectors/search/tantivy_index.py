@@ -26,6 +26,7 @@ import base64
 import math
 import os
 import threading
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -103,6 +104,9 @@ AGGREGATION_CACHE_SIZE = 512
 MAX_LOOKUP_BUCKETS = 60_000
 # Most distinct vehicle locations a radius filter or distance sort considers (tantivy's bucket limit is 65,000).
 MAX_GEO_POINTS = 60_000
+# Most distinct locations kept in memory for radius filters (vehicles sit on dealer lots: the 1M bench index has
+# 500); a radius over an index with more asks the index for the locations in its bounding box instead.
+LOCATION_TABLE_SIZE = 20_000
 # The writer keeps the stored JSON of its latest writes (~1.1 KiB each; bytes, which the garbage collector never
 # scans, unlike ~5.6 KiB of model objects that slowed the 1M snapshot): a vehicle changed again soon after (a live
 # auction, an ERP feed) is read back without a search and a stored-document fetch.
@@ -226,6 +230,15 @@ class _Clause:
 
 
 @dataclass(frozen=True)
+class _Locations:
+    """Distinct document locations `(lat, lon, geo_point key)` sorted by latitude, with the latitudes alone for
+    bisecting a radius's latitude band."""
+
+    lats: list[float]
+    points: list[tuple[float, float, str]]
+
+
+@dataclass(frozen=True)
 class _FacetPass:
     """One aggregation of the facets: the facet fields `names` counted over `matching`."""
 
@@ -273,6 +286,7 @@ class TantivyIndex(SearchIndex):
         self._meta_stamp: bytes | None = None
         self._cache_lock = threading.Lock()
         self._aggregation_cache: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
+        self._location_table: tuple[int, _Locations | None] | None = None
         self._searches_lock = threading.Lock()
         self._searches = 0  # running now: facet passes go to the facet threads only while cores are spare
         self._index = self._open_index()
@@ -764,6 +778,47 @@ class TantivyIndex(SearchIndex):
     ) -> list[str]:
         """The distinct document locations within the radius (exact great-circle distance)."""
         (lat_low, lat_high), lon_bounds = bounding_box(geo, radius_km)
+        locations = self._locations(searcher, generation)
+        if locations is not None:
+            candidates = locations.points[bisect_left(locations.lats, lat_low) : bisect_right(locations.lats, lat_high)]
+        else:
+            candidates = self._points_in_box(searcher, generation, geo, radius_km, lat_low, lat_high, lon_bounds)
+        inside = []
+        for lat, lon, key in candidates:
+            if lon_bounds is not None and not lon_bounds[0] <= lon <= lon_bounds[1]:
+                continue
+            if haversine_km(geo.lat, geo.lon, lat, lon) <= radius_km:
+                inside.append(key)
+        return inside
+
+    def _locations(self, searcher: tantivy.Searcher, generation: int) -> _Locations | None:
+        """Every distinct location of the visible documents, by latitude, once per index generation; None when
+        there are more than `LOCATION_TABLE_SIZE` (then each radius asks the index for the locations in its box)."""
+        cached = self._location_table
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        visible = tantivy.Query.term_query(self._schema, "visible", True)
+        aggregation = {"points": {"terms": {"field": GEO_POINT, "size": LOCATION_TABLE_SIZE}}}
+        result: dict[str, Any] = searcher.aggregate(visible, aggregation)
+        table = None
+        if not result["points"].get("sum_other_doc_count"):
+            points = sorted((*parse_geo_point(bucket["key"]), bucket["key"]) for bucket in result["points"]["buckets"])
+            table = _Locations([lat for lat, _, _ in points], points)
+        with self._cache_lock:
+            if generation == self._generation:
+                self._location_table = (generation, table)
+        return table
+
+    def _points_in_box(
+        self,
+        searcher: tantivy.Searcher,
+        generation: int,
+        geo: GeoFilter,
+        radius_km: float,
+        lat_low: float,
+        lat_high: float,
+        lon_bounds: tuple[float, float] | None,
+    ) -> list[tuple[float, float, str]]:
         box = [
             tantivy.Query.term_query(self._schema, "visible", True),
             tantivy.Query.range_query(self._schema, "lat", tantivy.FieldType.Float, lat_low, lat_high),
@@ -775,12 +830,7 @@ class TantivyIndex(SearchIndex):
         result = self._aggregate(searcher, generation, key, _conjunction_of(box), aggregation)
         if result["points"].get("sum_other_doc_count"):
             raise ValueError(f"the radius covers more than {MAX_GEO_POINTS} distinct locations; narrow it")
-        inside = []
-        for bucket in result["points"]["buckets"]:
-            lat, lon = parse_geo_point(bucket["key"])
-            if haversine_km(geo.lat, geo.lon, lat, lon) <= radius_km:
-                inside.append(bucket["key"])
-        return inside
+        return [(*parse_geo_point(bucket["key"]), bucket["key"]) for bucket in result["points"]["buckets"]]
 
     def _filter(self, name: str, values: Sequence[FilterValue]) -> tantivy.Query:
         terms: list[Any]

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.search import tantivy_index
 from connectors.search.fields import id_rank
 from connectors.search.port import DISTANCE, GeoFilter, RangeBucket, SearchQuery, SortOrder
 from connectors.search.tantivy_index import FACET_THREAD_COUNT, FACET_THREADS, TantivyIndex
@@ -259,10 +260,16 @@ def distance(document: VehicleDocument, origin: GeoFilter = DALLAS) -> float | N
     return haversine_km(origin.lat, origin.lon, document.lat, document.lon)
 
 
+@pytest.mark.parametrize("locations", ["in memory", "from the index"])
 @pytest.mark.parametrize("radius_km", [25.0, 150.0, 400.0, 2000.0])
 async def test_radius_filter_equals_haversine(
-    texas: tuple[TantivyIndex, list[VehicleDocument]], radius_km: float
+    texas: tuple[TantivyIndex, list[VehicleDocument]],
+    radius_km: float,
+    locations: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if locations == "from the index":  # more distinct locations than the in-memory table takes
+        monkeypatch.setattr(tantivy_index, "LOCATION_TABLE_SIZE", 10)
     index, documents = texas
     geo = GeoFilter(DALLAS.lat, DALLAS.lon, radius_km)
     result = await index.search(SearchQuery(geo=geo, limit=1000, facets=["state"]))
@@ -271,6 +278,18 @@ async def test_radius_filter_equals_haversine(
     assert result.total == len(expected)
     assert sum(result.facets["state"].values()) == len(expected)
     assert all(km is not None and km <= radius_km for km in result.distances_km)
+
+
+async def test_a_radius_finds_a_location_first_seen_after_earlier_searches(index_dir: Path) -> None:
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert([make_vehicle(1, lat=30.27, lon=-97.74)])  # Austin
+    await index.flush()
+    around_dallas = SearchQuery(geo=GeoFilter(DALLAS.lat, DALLAS.lon, 50.0))
+    assert (await index.search(around_dallas)).total == 0
+    await index.upsert([make_vehicle(2, lat=32.90, lon=-96.90)])  # a new lot north of Dallas
+    await index.flush()
+    assert [hit.id for hit in (await index.search(around_dallas)).hits] == ["2"]
+    await index.close()
 
 
 async def test_distance_sort_pages_nearest_first_then_by_id(
