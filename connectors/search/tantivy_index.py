@@ -582,6 +582,19 @@ class TantivyIndex(SearchIndex):
         generation = self._generation
         clauses = self._clauses(searcher, generation, query)
         facets = self._start_facets(searcher, generation, clauses, query, spare_cores)
+        try:
+            result = self._hits(searcher, generation, clauses, query)
+        except BaseException:
+            for _, future in facets:
+                if future is not None:
+                    future.cancel()  # one already running finishes into the aggregation cache
+            raise
+        self._finish_facets(searcher, generation, facets, query, result)
+        return result
+
+    def _hits(
+        self, searcher: tantivy.Searcher, generation: int, clauses: Sequence[_Clause], query: SearchQuery
+    ) -> SearchResult:
         matching = _conjunction(clauses)
         sort_name, sort_order = query.sort[0] if query.sort else (RELEVANCE, "desc")
         if sort_name == DISTANCE and query.geo is not None:  # validate_query requires the location
@@ -600,7 +613,6 @@ class TantivyIndex(SearchIndex):
         ]
         if query.geo is not None:
             result.distances_km = [_distance(query.geo, hit) for hit in hits]
-        self._finish_facets(searcher, generation, facets, query, result)
         return result
 
     # -- ordering -------------------------------------------------------------------------------------
