@@ -448,3 +448,25 @@ async def test_a_search_does_not_wait_for_busy_facet_threads(index_dir: Path) ->
         for blocker in blockers:
             blocker.result()
     await index.close()
+
+
+@pytest.mark.parametrize("text", ["camry", "toyta camry", "toyota cam", "cam", "f150", "f-150 xlt", "honda cr", "civc"])
+async def test_text_facets_count_exactly_the_documents_the_text_matches(index_dir: Path, text: str) -> None:
+    """Facet passes evaluate the words again, without the filter of their own field: the same documents."""
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert(
+        [
+            make_vehicle(n, make=make, model=model, trim=trim, state=STATES[n % 3], description=f"{make} {model}")
+            for n, (make, model, trim) in enumerate(CARS * 3)
+        ]
+    )
+    await index.flush()
+    result = await index.search(SearchQuery(text=text, facets=["make", "state"], limit=100))
+    assert sum(result.facets["make"].values()) == result.total == len(result.hits)
+    by_year = await index.search(SearchQuery(text=text, sort=[("year", "desc")], limit=100))
+    assert sorted(hit.id for hit in by_year.hits) == sorted(hit.id for hit in result.hits)
+    filtered = await index.search(SearchQuery(text=text, filters={"state": ["TX"]}, facets=["make", "state"]))
+    for state, count in filtered.facets["state"].items():  # disjunctive: each state's count is its own search
+        assert count == (await index.search(SearchQuery(text=text, filters={"state": [state]}))).total, state
+    assert sum(filtered.facets["make"].values()) == filtered.total
+    await index.close()
