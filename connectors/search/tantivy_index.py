@@ -73,6 +73,7 @@ from connectors.search.port import (
     SearchResult,
 )
 from connectors.search.tantivy_sorting import cursor_key, document_sort_keys, id_rank, sort_key_field
+from connectors.search.tantivy_text import VOCABULARY_SIZE, TextVocabulary
 from schemas.geo import EARTH_RADIUS_KM, haversine_km
 from schemas.vehicle import VehicleDocument
 
@@ -112,6 +113,8 @@ LOCATION_TABLE_SIZE = 20_000
 # auction, an ERP feed) is read back without a search and a stored-document fetch.
 RECENT_DOCUMENTS = 20_000
 ID_TERM_SET_FROM = 256
+# Most values a filter matches with term queries; past it, one term set query.
+MAX_LAZY_TERMS = 64
 GEO_POINT = "geo_point"
 # Shared by every index handle of the process (a reindex opens a new one while searches finish on the old).
 FACET_THREAD_COUNT = os.cpu_count() or 1
@@ -181,8 +184,7 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
     for source, text_field in TEXT_FIELDS.items():
         text = getattr(document, source)
         if text:
-            compact = compact_text(text) if source in FUZZY_TEXT_SOURCES else ""
-            fields[text_field] = f"{text} {compact}" if compact and not text.isalnum() else text
+            fields[text_field] = indexed_text(source, text)
     for name in INTEGER_FIELDS + FLOAT_FIELDS:
         value = getattr(document, name)
         if value is not None:
@@ -195,6 +197,12 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
     fields[ID_KEY] = id_rank(document.id)
     fields.update(document_sort_keys(document))
     return orjson.dumps(fields).decode("utf-8")
+
+
+def indexed_text(source: str, text: str) -> str:
+    """What the text field of `source` indexes: the text, and for make/model/trim its compact form too."""
+    compact = compact_text(text) if source in FUZZY_TEXT_SOURCES else ""
+    return f"{text} {compact}" if compact and not text.isalnum() else text
 
 
 def geo_point_key(lat: float, lon: float) -> str:
@@ -287,6 +295,7 @@ class TantivyIndex(SearchIndex):
         self._cache_lock = threading.Lock()
         self._aggregation_cache: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
         self._location_table: tuple[int, _Locations | None] | None = None
+        self._vocabularies: tuple[int, dict[str, TextVocabulary | None]] | None = None
         self._searches_lock = threading.Lock()
         self._searches = 0  # running now: facet passes go to the facet threads only while cores are spare
         self._index = self._open_index()
@@ -751,9 +760,11 @@ class TantivyIndex(SearchIndex):
         term = tantivy.Query.term_query
         clauses = [_Clause(None, "visible", term(self._schema, "visible", True))]
         tokens = self._analyzer.analyze(query.text or "")
+        vocabularies = self._text_vocabularies(searcher, generation) if tokens else {}
         for position, token in enumerate(tokens):
             as_prefix = query.prefix and position == len(tokens) - 1
-            clauses.append(_Clause(None, ("text", token, as_prefix), self._text_query(token, as_prefix)))
+            text_query = self._text_query(token, as_prefix, vocabularies)
+            clauses.append(_Clause(None, ("text", token, as_prefix), text_query))
         for name, values in query.filters.items():
             if values:
                 key = ("filter", name, tuple(sorted(map(str, values))))
@@ -767,23 +778,57 @@ class TantivyIndex(SearchIndex):
             clauses.append(_Clause(None, ("geo", query.geo), _constant(geo_query)))
         return clauses
 
-    def _text_query(self, token: str, as_prefix: bool) -> tantivy.Query:
+    def _text_query(
+        self, token: str, as_prefix: bool, vocabularies: Mapping[str, TextVocabulary | None]
+    ) -> tantivy.Query:
         """One query word in any text field, scored by the best field that has it (the same fixed weights as
-        the Elasticsearch adapter); typos and prefixes count in make/model/trim, below exact matches."""
+        the Elasticsearch adapter); typos and prefixes count in make/model/trim, below exact matches, as the
+        words of the field's vocabulary they reach (`tantivy_text`) or, without one, as automaton queries."""
         alternatives = []
         for source, boost in TEXT_FIELD_BOOSTS.items():
             field_name = TEXT_FIELDS[source]
             exact = tantivy.Query.term_query(self._schema, field_name, token)
             alternatives.append(tantivy.Query.const_score_query(exact, boost))
-            if source not in FUZZY_TEXT_SOURCES:
+            typo = len(token) >= FUZZY_MIN_LENGTH
+            if source not in FUZZY_TEXT_SOURCES or not (typo or as_prefix):
                 continue
-            if len(token) >= FUZZY_MIN_LENGTH:
+            vocabulary = vocabularies.get(source)
+            words = vocabulary.reached(token, typo=typo, prefix=as_prefix) if vocabulary is not None else None
+            if words is not None:
+                if words:
+                    inexact = _disjunction([tantivy.Query.term_query(self._schema, field_name, w) for w in words])
+                    alternatives.append(tantivy.Query.const_score_query(inexact, boost * INEXACT_WEIGHT))
+                continue
+            if typo:
                 fuzzy = tantivy.Query.fuzzy_term_query(self._schema, field_name, token, 1, True, False)
                 alternatives.append(tantivy.Query.const_score_query(fuzzy, boost * INEXACT_WEIGHT))
             if as_prefix:
                 prefix = tantivy.Query.fuzzy_term_query(self._schema, field_name, token, 0, True, True)
                 alternatives.append(tantivy.Query.const_score_query(prefix, boost * INEXACT_WEIGHT))
         return tantivy.Query.disjunction_max_query(alternatives)
+
+    def _text_vocabularies(self, searcher: tantivy.Searcher, generation: int) -> dict[str, TextVocabulary | None]:
+        """The words of make, model and trim in every document, once per index generation (None for a field
+        with more than `VOCABULARY_SIZE` distinct values). Words of hidden documents only add terms that match
+        nothing visible."""
+        cached = self._vocabularies
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        aggregations = {source: {"terms": {"field": source, "size": VOCABULARY_SIZE}} for source in FUZZY_TEXT_SOURCES}
+        result: dict[str, Any] = searcher.aggregate(_all(), aggregations)
+        vocabularies: dict[str, TextVocabulary | None] = {}
+        for source in FUZZY_TEXT_SOURCES:
+            if result[source].get("sum_other_doc_count"):
+                vocabularies[source] = None
+                continue
+            words: set[str] = set()
+            for bucket in result[source]["buckets"]:
+                words.update(self._analyzer.analyze(indexed_text(source, str(bucket["key"]))))
+            vocabularies[source] = TextVocabulary(words)
+        with self._cache_lock:
+            if generation == self._generation:
+                self._vocabularies = (generation, vocabularies)
+        return vocabularies
 
     def _points_within(
         self, searcher: tantivy.Searcher, generation: int, geo: GeoFilter, radius_km: float
@@ -854,7 +899,10 @@ class TantivyIndex(SearchIndex):
             terms = [keyword_value(value) for value in values]
         if not terms:
             return _none()
-        return tantivy.Query.term_set_query(self._schema, name, terms)
+        if len(terms) > MAX_LAZY_TERMS:
+            return tantivy.Query.term_set_query(self._schema, name, terms)
+        # Term queries, unlike a term set (read whole into a bitset first), let the conjunction skip ahead.
+        return _disjunction([tantivy.Query.term_query(self._schema, name, term) for term in terms])
 
     def _range(self, name: str, low: float | None, high: float | None) -> tantivy.Query:
         if name in INTEGER_FIELDS:
@@ -1051,6 +1099,12 @@ def _none() -> tantivy.Query:
 def _constant(query: tantivy.Query) -> tantivy.Query:
     """A filter: it narrows the matches without touching their relevance."""
     return tantivy.Query.const_score_query(query, 0.0)
+
+
+def _disjunction(queries: Sequence[tantivy.Query]) -> tantivy.Query:
+    if len(queries) == 1:
+        return queries[0]
+    return tantivy.Query.boolean_query([(tantivy.Occur.Should, query) for query in queries])
 
 
 def _conjunction_of(queries: Sequence[tantivy.Query]) -> tantivy.Query:
