@@ -60,6 +60,10 @@ async def test_tombstones_are_gettable_but_never_searched(search_index: SearchIn
     assert [hit.id for hit in result.hits] == ["3"]
     assert result.total == 1
     assert result.facets == {"status": {"active": 1}}
+    for sort in ([], [("year", "desc")]):  # words match only searchable documents, scored or not
+        worded = await search_index.search(SearchQuery(text="toyota camry", facets=["status"], sort=sort))
+        assert [hit.id for hit in worded.hits] == ["3"]
+        assert worded.facets == {"status": {"active": 1}}
 
 
 async def test_delete_removes_documents_at_once_for_the_writer(

@@ -85,11 +85,17 @@ async def matching_ids(path: Path, text: str, *, by_vocabulary: bool) -> set[str
     if not by_vocabulary:
         tantivy_index.VOCABULARY_SIZE = 1  # every field has more distinct values: automaton queries throughout
     try:
-        result = await index.search(SearchQuery(text=text, prefix=True, limit=1000))
+        scored = await index.search(SearchQuery(text=text, prefix=True, limit=1000))
+        unscored = await index.search(SearchQuery(text=text, prefix=True, limit=1000, sort=[("year", "asc")]))
+        counted = await index.search(SearchQuery(text=text, prefix=True, facets=["model"], limit=0))
     finally:
         tantivy_index.VOCABULARY_SIZE = saved
         await index.close()
-    return {hit.id for hit in result.hits}
+    found = {hit.id for hit in scored.hits}
+    # Sorted hits and facet counts match the words in names_text: the same documents.
+    assert {hit.id for hit in unscored.hits} == found
+    assert sum(counted.facets.get("model", {}).values()) == counted.total == len(found)
+    return found
 
 
 @settings(max_examples=60, deadline=None)
