@@ -5,17 +5,24 @@ directory without a writer and pick up each commit through tantivy's reload-on-c
 with `refresh_reader()`.
 
 Each document is stored whole as the JSON `VehicleDocument` (`doc`, so `get` returns exactly what was
-written) beside indexed copies of the fields search needs:
+written) beside indexed copies of the fields search needs. Those copies are written for visible documents only
+(searchable: not deleted, searchable status), so any text, filter, range or radius clause matches visible
+documents alone, and only a search without any (or a facet pass without its one filter) reads `visible`; on
+1M vehicles that clause was most of a browse's matching time:
 
-- `id`: raw term, stored and fast (term lookups, a stable tie-breaker for cursors);
 - `<field>_text` / `description`: tokenized text (ASCII-folded, lowercased; document ids only, for the term,
   fuzzy and prefix queries of `search`, all scored as constants), and `names_text`, the words of make, model
-  and trim together for the unscored matching; only visible documents have text, so a search with words needs
-  no `visible` clause;
+  and trim together for the unscored matching (facet passes, sorted hits);
 - keyword fields (`fields.KEYWORD_FIELDS`): raw terms, fast, for filters and terms facets;
 - numeric fields (`fields.NUMERIC_FIELDS`): indexed and fast, for ranges, sorts and range buckets;
-- `visible` (searchable: not deleted, searchable status) and `deleted`, both indexed and fast;
-- `vin_key`: the VIN trimmed and upper case, a raw fast term for `live_ids_by("vin", ...)`.
+- `geo_point`, the sort keys and `auction_ends_at`.
+
+Every document has:
+
+- `id`: raw term, stored and fast (term lookups), and `id_key`, its rank (ties of every sort);
+- `visible` and `deleted`, both indexed and fast;
+- `vin_key` (the VIN trimmed and upper case) and `dealer_key`: raw fast terms for `live_ids_by`, which finds
+  hidden documents too.
 
 The directory is versioned (`<index_path>/<index_name>_v<SCHEMA_VERSION>`): a schema change starts an empty
 index that the indexer fills by replaying its topics, never a mixed one.
@@ -127,6 +134,8 @@ GEO_POINT = "geo_point"
 FACET_THREAD_COUNT = os.cpu_count() or 1
 FACET_THREADS = ThreadPoolExecutor(FACET_THREAD_COUNT, thread_name_prefix="tantivy-facets")
 ID_KEY = "id_key"
+# `dealer_id` for lookups: the keyword field, like every searched field, is written for visible documents only.
+DEALER_KEY = "dealer_key"
 
 T = TypeVar("T")
 
@@ -152,6 +161,7 @@ def build_schema() -> tantivy.Schema:
     builder.add_boolean_field("visible", indexed=True, fast=True)
     builder.add_boolean_field("deleted", indexed=True, fast=True)
     builder.add_text_field(VIN_KEY, fast=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field(DEALER_KEY, fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field(GEO_POINT, fast=True, tokenizer_name="raw", index_option="basic")
     builder.add_integer_field(AUCTION_ENDS_AT, indexed=True, fast=True)
     builder.add_unsigned_field(ID_KEY, indexed=True, fast=True)
@@ -161,6 +171,9 @@ def build_schema() -> tantivy.Schema:
             # inverted index of these twelve keys was only more work for every commit and merge.
             builder.add_unsigned_field(sort_key_field(name, order), indexed=False, fast=True)
     return builder.build()
+
+
+VISIBLE = tantivy.Query.term_query(build_schema(), "visible", True)
 
 
 def text_analyzer() -> tantivy.TextAnalyzer:
@@ -186,18 +199,20 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
         "visible": document.searchable,
         "deleted": document.deleted,
     }
+    fields.update(lookup_keys(document))
+    fields[ID_KEY] = id_rank(document.id)
+    if not document.searchable:
+        return orjson.dumps(fields).decode("utf-8")
     fields.update(document_keywords(document))
-    fields.update(document_lookup_keys(document))
-    if document.searchable:
-        names = []
-        for source, text_field in TEXT_FIELDS.items():
-            text = getattr(document, source)
-            if text:
-                fields[text_field] = indexed_text(source, text)
-                if source in FUZZY_TEXT_SOURCES:
-                    names.append(fields[text_field])
-        if names:
-            fields[NAMES_TEXT] = " ".join(names)
+    names = []
+    for source, text_field in TEXT_FIELDS.items():
+        text = getattr(document, source)
+        if text:
+            fields[text_field] = indexed_text(source, text)
+            if source in FUZZY_TEXT_SOURCES:
+                names.append(fields[text_field])
+    if names:
+        fields[NAMES_TEXT] = " ".join(names)
     for name in INTEGER_FIELDS + FLOAT_FIELDS:
         value = getattr(document, name)
         if value is not None:
@@ -207,9 +222,16 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
     ends_at = epoch_seconds(document.auction_ends_at)
     if ends_at is not None:
         fields[AUCTION_ENDS_AT] = ends_at
-    fields[ID_KEY] = id_rank(document.id)
     fields.update(document_sort_keys(document))
     return orjson.dumps(fields).decode("utf-8")
+
+
+def lookup_keys(document: VehicleDocument) -> dict[str, str]:
+    """The fields `live_ids_by` matches, written for every document, visible or not."""
+    keys = document_lookup_keys(document)
+    if document.dealer_id is not None:
+        keys[DEALER_KEY] = keyword_value(document.dealer_id) or ""
+    return keys
 
 
 def indexed_text(source: str, text: str) -> str:
@@ -510,6 +532,7 @@ class TantivyIndex(SearchIndex):
 
     async def live_ids_by(self, field: str, values: Sequence[str]) -> dict[str, list[str]]:
         indexed = validate_lookup(field)
+        indexed = DEALER_KEY if indexed == "dealer_id" else indexed
         wanted = list(dict.fromkeys(values))
         if not wanted:
             return {}
@@ -532,7 +555,7 @@ class TantivyIndex(SearchIndex):
             for _, address in searcher.search(matching, SCAN_PAGE, offset=offset).hits:
                 document_id, stored = _stored(searcher.doc(address))
                 document = VehicleDocument.model_validate_json(stored)
-                value = {**document_keywords(document), **document_lookup_keys(document)}.get(indexed)
+                value = lookup_keys(document).get(indexed)
                 if value is not None:
                     found_paged.setdefault(value, []).append(document_id)
         return {value: sorted(ids, key=id_rank) for value, ids in found_paged.items()}
@@ -775,9 +798,10 @@ class TantivyIndex(SearchIndex):
     # -- matching -------------------------------------------------------------------------------------
 
     def _clauses(self, searcher: tantivy.Searcher, generation: int, query: SearchQuery) -> list[_Clause]:
-        """Visible documents matching the text, filters, ranges and radius: the conjunction of these clauses."""
+        """Visible documents matching the text, filters, ranges and radius: the conjunction of these clauses.
+        Only visible documents have the fields searched, so each clause matches visible documents only."""
         tokens = self._analyzer.analyze(query.text or "")
-        clauses = [] if tokens else [_Clause(None, "visible", tantivy.Query.term_query(self._schema, "visible", True))]
+        clauses = []
         vocabularies = self._text_vocabularies(searcher, generation) if tokens else {}
         for position, token in enumerate(tokens):
             as_prefix = query.prefix and position == len(tokens) - 1
@@ -844,9 +868,9 @@ class TantivyIndex(SearchIndex):
         return _disjunction(alternatives)
 
     def _text_vocabularies(self, searcher: tantivy.Searcher, generation: int) -> dict[str, TextVocabulary | None]:
-        """The words of make, model and trim in every document, once per index generation, by field and all
-        together under `NAMES_TEXT` (None for a field with more than `VOCABULARY_SIZE` distinct values, and then
-        for `NAMES_TEXT`). Words of hidden documents only add terms that match nothing."""
+        """The words of make, model and trim of the visible documents, once per index generation, by field and
+        all together under `NAMES_TEXT` (None for a field with more than `VOCABULARY_SIZE` distinct values, and
+        then for `NAMES_TEXT`)."""
         cached = self._vocabularies
         if cached is not None and cached[0] == generation:
             return cached[1]
@@ -894,9 +918,8 @@ class TantivyIndex(SearchIndex):
         cached = self._location_table
         if cached is not None and cached[0] == generation:
             return cached[1]
-        visible = tantivy.Query.term_query(self._schema, "visible", True)
         aggregation = {"points": {"terms": {"field": GEO_POINT, "size": LOCATION_TABLE_SIZE}}}
-        result: dict[str, Any] = searcher.aggregate(visible, aggregation)
+        result: dict[str, Any] = searcher.aggregate(VISIBLE, aggregation)
         table = None
         if not result["points"].get("sum_other_doc_count"):
             points = sorted((*parse_geo_point(bucket["key"]), bucket["key"]) for bucket in result["points"]["buckets"])
@@ -916,10 +939,7 @@ class TantivyIndex(SearchIndex):
         lat_high: float,
         lon_bounds: tuple[float, float] | None,
     ) -> list[tuple[float, float, str]]:
-        box = [
-            tantivy.Query.term_query(self._schema, "visible", True),
-            tantivy.Query.range_query(self._schema, "lat", tantivy.FieldType.Float, lat_low, lat_high),
-        ]
+        box = [tantivy.Query.range_query(self._schema, "lat", tantivy.FieldType.Float, lat_low, lat_high)]
         if lon_bounds is not None:
             box.append(tantivy.Query.range_query(self._schema, "lon", tantivy.FieldType.Float, *lon_bounds))
         aggregation = {"points": {"terms": {"field": GEO_POINT, "size": MAX_GEO_POINTS}}}
@@ -1152,6 +1172,10 @@ def _conjunction_of(queries: Sequence[tantivy.Query]) -> tantivy.Query:
 
 
 def _conjunction(clauses: Sequence[_Clause], *, scored: bool = False) -> tantivy.Query:
+    """Every clause matches visible documents only (their fields are written for no other): a conjunction of
+    none is the visible documents."""
+    if not clauses:
+        return VISIBLE
     return _conjunction_of([clause.query if scored else clause.matching for clause in clauses])
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from connectors.search.port import GeoFilter, RangeBucket, SearchIndex, SearchQuery, SortOrder
+from connectors.search.port import DISTANCE, GeoFilter, RangeBucket, SearchIndex, SearchQuery, SortOrder
 from schemas.geo import haversine_km
 from tests.connectors.search.conftest import Backend, VehicleFactory
 
@@ -60,10 +60,17 @@ async def test_tombstones_are_gettable_but_never_searched(search_index: SearchIn
     assert [hit.id for hit in result.hits] == ["3"]
     assert result.total == 1
     assert result.facets == {"status": {"active": 1}}
-    for sort in ([], [("year", "desc")]):  # words match only searchable documents, scored or not
-        worded = await search_index.search(SearchQuery(text="toyota camry", facets=["status"], sort=sort))
-        assert [hit.id for hit in worded.hits] == ["3"]
-        assert worded.facets == {"status": {"active": 1}}
+    around = GeoFilter(30.27, -97.74, radius_km=10)
+    narrowed = [
+        SearchQuery(text="toyota camry", facets=["status"]),
+        SearchQuery(text="toyota camry", facets=["status"], sort=[("year", "desc")]),
+        SearchQuery(filters={"make": ["Toyota"]}, ranges={"year": (2000, None)}, facets=["status"]),
+        SearchQuery(geo=around, facets=["status"], sort=[(DISTANCE, "asc")]),
+    ]
+    for query in narrowed:  # words, filters, ranges and radius match searchable documents only
+        narrow = await search_index.search(query)
+        assert [hit.id for hit in narrow.hits] == ["3"], query
+        assert narrow.facets == {"status": {"active": 1}}, query
 
 
 async def test_delete_removes_documents_at_once_for_the_writer(
