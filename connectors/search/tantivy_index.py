@@ -136,6 +136,14 @@ FACET_THREADS = ThreadPoolExecutor(FACET_THREAD_COUNT, thread_name_prefix="tanti
 ID_KEY = "id_key"
 # `dealer_id` for lookups: the keyword field, like every searched field, is written for visible documents only.
 DEALER_KEY = "dealer_key"
+# Keywords that are integers here: a terms facet over an integer column costs a fraction of one over thousands of
+# strings (dealer ids: ~27 -> ~5 ns a document among a search's facets, measured).
+INTEGER_KEYWORDS: tuple[str, ...] = ("dealer_id",)
+INTEGER_COLUMNS: tuple[str, ...] = INTEGER_FIELDS + INTEGER_KEYWORDS
+# The condition grade's facet counts keyword twins of the grade: tantivy's terms aggregation over a float column
+# cost ~20 ns a document among a search's facets, over keywords ~6 (measured). Ranges and sorts keep the float.
+CONDITION_KEY = "condition_key"
+TERMS_COLUMNS: dict[str, str] = {"condition_grade": CONDITION_KEY}
 
 T = TypeVar("T")
 
@@ -153,9 +161,11 @@ def build_schema() -> tantivy.Schema:
         # frequencies and positions were written, merged and never read.
         builder.add_text_field(text_field, tokenizer_name=TEXT_TOKENIZER, index_option="basic")
     for name in KEYWORD_FIELDS:
-        builder.add_text_field(name, fast=True, tokenizer_name="raw", index_option="basic")
-    for name in INTEGER_FIELDS:
+        if name not in INTEGER_KEYWORDS:
+            builder.add_text_field(name, fast=True, tokenizer_name="raw", index_option="basic")
+    for name in INTEGER_COLUMNS:
         builder.add_integer_field(name, indexed=True, fast=True)
+    builder.add_text_field(CONDITION_KEY, fast=True, tokenizer_name="raw", index_option="basic")
     for name in FLOAT_FIELDS:
         builder.add_float_field(name, indexed=True, fast=True)
     builder.add_boolean_field("visible", indexed=True, fast=True)
@@ -204,6 +214,10 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
     if not document.searchable:
         return orjson.dumps(fields).decode("utf-8")
     fields.update(document_keywords(document))
+    if document.dealer_id is not None:
+        fields["dealer_id"] = document.dealer_id
+    if document.condition_grade is not None:
+        fields[CONDITION_KEY] = keyword_value(document.condition_grade)
     names = []
     for source, text_field in TEXT_FIELDS.items():
         text = getattr(document, source)
@@ -951,8 +965,8 @@ class TantivyIndex(SearchIndex):
 
     def _filter(self, name: str, values: Sequence[FilterValue]) -> tantivy.Query:
         terms: list[Any]
-        if name in INTEGER_FIELDS:
-            terms = [int(value) for value in values if float(value).is_integer()]
+        if name in INTEGER_COLUMNS:
+            terms = [number for number in map(_integral, values) if number is not None]
         elif name in FLOAT_FIELDS:
             terms = [float(value) for value in values]
         else:
@@ -1005,7 +1019,8 @@ class TantivyIndex(SearchIndex):
             aggregations: dict[str, Any] = {}
             for name in names:
                 if name in query.facets:
-                    aggregations[f"terms:{name}"] = {"terms": {"field": name, "size": FACET_SIZE}}
+                    column = TERMS_COLUMNS.get(name, name)
+                    aggregations[f"terms:{name}"] = {"terms": {"field": column, "size": FACET_SIZE}}
                 if name in query.range_facets:
                     aggregations[f"range:{name}"] = {
                         "range": {"field": name, "ranges": _ranges(query.range_facets[name])}
@@ -1133,6 +1148,21 @@ def _tombstone(document: VehicleDocument, source: str, position: int) -> Vehicle
 
 def _bucket_key(key: Any) -> str:
     return keyword_value(key) or ""
+
+
+def _integral(value: FilterValue) -> int | None:
+    """`value` as a 64-bit integer, or None when it names none ("abc", 2.5, 2**70): such a filter matches nothing."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not number.is_integer() or not -(2**63) <= number < 2**63:
+        return None
+    return int(number)
 
 
 def _count(result: tantivy.SearchResult) -> int:

@@ -1,4 +1,5 @@
-"""Typos and prefixes resolved against the vocabulary find exactly what tantivy's automaton queries find."""
+"""How the embedded engine matches: typos and prefixes resolved against the vocabulary find exactly what
+tantivy's automaton queries find; filters as term queries or a term set; integer keywords."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.search import tantivy_index
-from connectors.search.port import SearchQuery
+from connectors.search.port import FilterValue, SearchQuery
 from connectors.search.tantivy_index import TantivyIndex
 from connectors.search.tantivy_text import MAX_REACHED_WORDS, TextVocabulary, within_one_edit
 from tests.connectors.search.conftest import make_vehicle
@@ -137,4 +138,17 @@ async def test_a_filter_on_more_values_than_term_queries_take_matches_each_of_th
     many = list(range(2, 121, 2))  # 60 values: term queries; then 90 values: a term set
     assert (await index.search(SearchQuery(filters={"dealer_id": many}))).total == 60
     assert (await index.search(SearchQuery(filters={"dealer_id": list(range(31, 121))}))).total == 90
+    await index.close()
+
+
+async def test_a_dealer_filter_takes_ids_as_numbers_or_digits_and_other_values_match_nothing(index_dir: Path) -> None:
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert([make_vehicle(1, dealer_id=7), make_vehicle(2, dealer_id=8)])
+    await index.flush()
+    matching: list[list[FilterValue]] = [[7], ["7"], [7.0], [7, "abc"]]
+    for values in matching:
+        assert [hit.id for hit in (await index.search(SearchQuery(filters={"dealer_id": values}))).hits] == ["1"]
+    nothing: list[list[FilterValue]] = [["abc"], [7.5], [2**70], [True]]
+    for values in nothing:
+        assert (await index.search(SearchQuery(filters={"dealer_id": values}))).total == 0, values
     await index.close()
