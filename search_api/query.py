@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.search.fields import MAX_RESULT_WINDOW
+from connectors.search.fields import MAX_RESULT_WINDOW, STANDARD_RANGE_EDGES
 from connectors.search.port import DISTANCE, RELEVANCE, GeoFilter, SearchQuery, SearchResult, SortOrder
 from hub.errors import InvalidParameter
 from marketplace.catalog import (
@@ -55,9 +55,9 @@ RANGE_FILTERS: dict[str, str] = {
 }
 # Range facets: API name -> (field, bucket edges).
 RANGE_FACETS: dict[str, tuple[str, tuple[float, ...]]] = {
-    "price": ("asking_price", (5_000, 10_000, 15_000, 20_000, 30_000, 40_000, 60_000, 80_000)),
-    "year": ("year", (2000, 2005, 2010, 2015, 2018, 2020, 2022, 2024)),
-    "mileage": ("mileage", (10_000, 30_000, 50_000, 75_000, 100_000, 150_000)),
+    "price": ("asking_price", STANDARD_RANGE_EDGES["asking_price"]),
+    "year": ("year", STANDARD_RANGE_EDGES["year"]),
+    "mileage": ("mileage", STANDARD_RANGE_EDGES["mileage"]),
 }
 SORTS: dict[str, tuple[str, SortOrder]] = {
     "relevance": (RELEVANCE, "desc"),

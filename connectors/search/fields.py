@@ -34,6 +34,13 @@ KEYWORD_FIELDS: tuple[str, ...] = (
 INTEGER_FIELDS: tuple[str, ...] = ("year", "mileage", "version")
 
 FLOAT_FIELDS: tuple[str, ...] = ("asking_price", "currentBid", "condition_grade", "lat", "lon")
+# The range facets' standard bucket edges (the search API's): the embedded engine also indexes which of these
+# buckets each value falls in, and counts a facet with exactly these edges from that.
+STANDARD_RANGE_EDGES: dict[str, tuple[float, ...]] = {
+    "asking_price": (5_000, 10_000, 15_000, 20_000, 30_000, 40_000, 60_000, 80_000),
+    "year": (2000, 2005, 2010, 2015, 2018, 2020, 2022, 2024),
+    "mileage": (10_000, 30_000, 50_000, 75_000, 100_000, 150_000),
+}
 NUMERIC_FIELDS: tuple[str, ...] = INTEGER_FIELDS + FLOAT_FIELDS
 
 # What `SearchIndex.live_ids_by` looks documents up by, and the indexed field that holds it: the worker finds a

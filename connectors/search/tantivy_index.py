@@ -57,6 +57,7 @@ from connectors.search.fields import (
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     SORT_FIELDS,
+    STANDARD_RANGE_EDGES,
     TEXT_FIELD_BOOSTS,
     VIN_KEY,
     apply_partial,
@@ -144,6 +145,10 @@ INTEGER_COLUMNS: tuple[str, ...] = INTEGER_FIELDS + INTEGER_KEYWORDS
 # cost ~20 ns a document among a search's facets, over keywords ~6 (measured). Ranges and sorts keep the float.
 CONDITION_KEY = "condition_key"
 TERMS_COLUMNS: dict[str, str] = {"condition_grade": CONDITION_KEY}
+# Which standard bucket (`fields.STANDARD_RANGE_EDGES`) a value falls in: a range facet with those edges is a terms
+# aggregation over this integer column, ~4x cheaper a document than tantivy's range aggregation among a search's
+# facets (measured); other edges keep the range aggregation.
+STEP_COLUMNS: dict[str, str] = {name: f"{name}_step" for name in STANDARD_RANGE_EDGES}
 
 T = TypeVar("T")
 
@@ -166,6 +171,8 @@ def build_schema() -> tantivy.Schema:
     for name in INTEGER_COLUMNS:
         builder.add_integer_field(name, indexed=True, fast=True)
     builder.add_text_field(CONDITION_KEY, fast=True, tokenizer_name="raw", index_option="basic")
+    for step_column in STEP_COLUMNS.values():
+        builder.add_integer_field(step_column, indexed=False, fast=True)
     for name in FLOAT_FIELDS:
         builder.add_float_field(name, indexed=True, fast=True)
     builder.add_boolean_field("visible", indexed=True, fast=True)
@@ -211,13 +218,36 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
     }
     fields.update(lookup_keys(document))
     fields[ID_KEY] = id_rank(document.id)
-    if not document.searchable:
-        return orjson.dumps(fields).decode("utf-8")
-    fields.update(document_keywords(document))
+    if document.searchable:
+        fields.update(searched_fields(document))
+    return orjson.dumps(fields).decode("utf-8")
+
+
+def searched_fields(document: VehicleDocument) -> dict[str, Any]:
+    """The fields searches match, count and sort on: written for visible documents only."""
+    fields: dict[str, Any] = document_keywords(document)
     if document.dealer_id is not None:
         fields["dealer_id"] = document.dealer_id
     if document.condition_grade is not None:
         fields[CONDITION_KEY] = keyword_value(document.condition_grade)
+    fields.update(text_fields(document))
+    for name in INTEGER_FIELDS + FLOAT_FIELDS:
+        value = getattr(document, name)
+        if value is not None:
+            fields[name] = value
+            if name in STEP_COLUMNS:
+                fields[STEP_COLUMNS[name]] = bisect_right(STANDARD_RANGE_EDGES[name], value)
+    if document.lat is not None and document.lon is not None:
+        fields[GEO_POINT] = geo_point_key(document.lat, document.lon)
+    ends_at = epoch_seconds(document.auction_ends_at)
+    if ends_at is not None:
+        fields[AUCTION_ENDS_AT] = ends_at
+    fields.update(document_sort_keys(document))
+    return fields
+
+
+def text_fields(document: VehicleDocument) -> dict[str, str]:
+    fields: dict[str, str] = {}
     names = []
     for source, text_field in TEXT_FIELDS.items():
         text = getattr(document, source)
@@ -227,17 +257,7 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
                 names.append(fields[text_field])
     if names:
         fields[NAMES_TEXT] = " ".join(names)
-    for name in INTEGER_FIELDS + FLOAT_FIELDS:
-        value = getattr(document, name)
-        if value is not None:
-            fields[name] = value
-    if document.lat is not None and document.lon is not None:
-        fields[GEO_POINT] = geo_point_key(document.lat, document.lon)
-    ends_at = epoch_seconds(document.auction_ends_at)
-    if ends_at is not None:
-        fields[AUCTION_ENDS_AT] = ends_at
-    fields.update(document_sort_keys(document))
-    return orjson.dumps(fields).decode("utf-8")
+    return fields
 
 
 def lookup_keys(document: VehicleDocument) -> dict[str, str]:
@@ -1022,9 +1042,12 @@ class TantivyIndex(SearchIndex):
                     column = TERMS_COLUMNS.get(name, name)
                     aggregations[f"terms:{name}"] = {"terms": {"field": column, "size": FACET_SIZE}}
                 if name in query.range_facets:
-                    aggregations[f"range:{name}"] = {
-                        "range": {"field": name, "ranges": _ranges(query.range_facets[name])}
-                    }
+                    edges = query.range_facets[name]
+                    if _standard_edges(name, edges):
+                        size = len(edges) + 1
+                        aggregations[f"steps:{name}"] = {"terms": {"field": STEP_COLUMNS[name], "size": size}}
+                    else:
+                        aggregations[f"range:{name}"] = {"range": {"field": name, "ranges": _ranges(edges)}}
             key = ("facets", _key(kept), tuple(sorted(aggregations)), _edges_key(query, names))
             facet_pass = _FacetPass(names, key, _conjunction(kept), aggregations)
             future: Future[dict[str, Any]] | None = None
@@ -1057,11 +1080,16 @@ class TantivyIndex(SearchIndex):
                 if name in query.range_facets:
                     edges = list(query.range_facets[name])
                     bounds = list(zip([None, *edges], [*edges, None], strict=True))
-                    # An empty index answers without buckets: count by bounds, absent ones as zero.
-                    found = {
-                        (bucket.get("from"), bucket.get("to")): bucket["doc_count"]
-                        for bucket in counts[f"range:{name}"]["buckets"]
-                    }
+                    # Buckets without documents are absent from a steps aggregation (and from a range one over an
+                    # empty index): count by position or bounds, absent ones as zero.
+                    if f"steps:{name}" in counts:
+                        steps = {bucket["key"]: bucket["doc_count"] for bucket in counts[f"steps:{name}"]["buckets"]}
+                        found = {bound: steps.get(step, 0) for step, bound in enumerate(bounds)}
+                    else:
+                        found = {
+                            (bucket.get("from"), bucket.get("to")): bucket["doc_count"]
+                            for bucket in counts[f"range:{name}"]["buckets"]
+                        }
                     result.range_facets[name] = [
                         RangeBucket(low, high, found.get((low, high), 0)) for low, high in bounds
                     ]
@@ -1215,6 +1243,11 @@ def _key(clauses: Sequence[_Clause]) -> Hashable:
 
 def _edges_key(query: SearchQuery, names: Sequence[str]) -> Hashable:
     return tuple((name, tuple(query.range_facets[name])) for name in names if name in query.range_facets)
+
+
+def _standard_edges(name: str, edges: Sequence[float]) -> bool:
+    standard = STANDARD_RANGE_EDGES.get(name)
+    return standard is not None and len(edges) == len(standard) and all(map(float.__eq__, map(float, edges), standard))
 
 
 def _ranges(edges: Sequence[float]) -> list[dict[str, float]]:

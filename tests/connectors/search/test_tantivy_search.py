@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.search import tantivy_index
-from connectors.search.fields import id_rank
+from connectors.search.fields import STANDARD_RANGE_EDGES, id_rank
 from connectors.search.port import DISTANCE, GeoFilter, RangeBucket, SearchQuery, SortOrder
 from connectors.search.tantivy_index import FACET_THREAD_COUNT, FACET_THREADS, TantivyIndex
 from schemas.geo import haversine_km
@@ -226,6 +226,70 @@ def test_numeric_facets_equal_brute_force_at_and_a_cent_off_the_edges(
     assert result.range_facets["asking_price"] == expected
     graded = Counter(str(grade) for grade in grades[: len(prices)] if grade is not None)
     assert result.facets["condition_grade"] == {key.removesuffix(".0"): count for key, count in graded.items()}
+
+
+def near_edges(edges: Sequence[float], offsets: Sequence[float]) -> st.SearchStrategy[float | None]:
+    return st.none() | st.sampled_from([edge + offset for edge in edges for offset in offsets])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(
+            near_edges(STANDARD_RANGE_EDGES["asking_price"], (-0.01, 0, 0.01)) | st.floats(0, 200_000),
+            near_edges(STANDARD_RANGE_EDGES["year"], (-1, 0, 1)),
+            near_edges(STANDARD_RANGE_EDGES["mileage"], (-1, 0, 1)) | st.integers(0, 400_000),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    filtered=st.booleans(),
+)
+def test_standard_range_facets_equal_brute_force_at_and_beside_the_edges(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[float | None, Any, Any, bool]], filtered: bool
+) -> None:
+    """Facets with the standard edges count the bucket each value was indexed in; with a range filter on the
+    field, its own facet still counts every visible document (disjunctive)."""
+    documents = [
+        make_vehicle(
+            n,
+            asking_price=price,
+            year=None if year is None else int(year),
+            mileage=None if mileage is None else int(mileage),
+            status="active" if visible else "sold",
+        )
+        for n, (price, year, mileage, visible) in enumerate(rows)
+    ]
+    query = SearchQuery(
+        ranges={"year": (2015, None)} if filtered else {},
+        range_facets={name: list(edges) for name, edges in STANDARD_RANGE_EDGES.items()},
+        limit=0,
+    )
+
+    async def run() -> Any:
+        index = TantivyIndex(tmp_path_factory.mktemp("standard"), writer=True)
+        await index.upsert(documents)
+        await index.flush()
+        result = await index.search(query)
+        await index.close()
+        return result
+
+    result = asyncio.run(run())
+    for name, edges in STANDARD_RANGE_EDGES.items():
+        counted = [
+            getattr(document, name)
+            for document in documents
+            if document.searchable
+            and (name == "year" or not filtered or (document.year is not None and document.year >= 2015))
+        ]
+        values = [value for value in counted if value is not None]
+        bounds = list(zip([None, *edges], [*edges, None], strict=True))
+        expected = [
+            RangeBucket(low, high, sum(1 for v in values if (low is None or v >= low) and (high is None or v < high)))
+            for low, high in bounds
+        ]
+        assert result.range_facets[name] == expected, name
 
 
 # -- location ------------------------------------------------------------------------------------------
