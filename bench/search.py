@@ -364,7 +364,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"  {(await index.health()).detail}")
     queries = await load_queries(path, index, record, args.queries, args.seed)
     counts = {kind: sum(query.kind == kind for query in queries) for kind in KINDS}
-    print(f"{len(queries)} distinct searches: {counts}; {args.runs} runs of each phase\n")
+    distinct = len({query.target for query in queries})
+    print(f"{len(queries)} searches ({distinct} distinct): {counts}; {args.runs} runs of each phase\n")
     raw = await raw_phases(index, queries, args.runs, args.latency_connections)
     extra = [await body_cost(index, queries), *await facets_off_cost(index, queries, args.latency_connections)]
     servers = [(config, await http_phases(args.vehicles, config, queries, args)) for config in args.servers]
@@ -382,7 +383,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vehicles", type=int, default=1_000_000)
     parser.add_argument("--rebuild", action="store_true", help="build the index again even if it is cached")
     parser.add_argument("--quick", action="store_true", help="100,000 vehicles, 500 searches, 2 runs, 8 s loads")
-    parser.add_argument("--queries", type=int, default=2_000, help="distinct searches in the list")
+    parser.add_argument("--queries", type=int, default=2_000, help="searches in the list (browse pages repeat)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the search list")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(

@@ -292,6 +292,25 @@ def test_standard_range_facets_equal_brute_force_at_and_beside_the_edges(
         assert result.range_facets[name] == expected, name
 
 
+async def test_a_repeated_page_is_the_same_until_a_commit_changes_it(index_dir: Path) -> None:
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert([make_vehicle(n, make="Ford", year=2010 + n) for n in range(1, 6)])
+    await index.flush()
+    query = SearchQuery(filters={"make": ["Ford"]}, sort=[("year", "desc")], limit=3)
+    first = await index.search(query)
+    first.hits.clear()  # what a caller does with its answer does not reach the next one
+    first.sort_values.clear()
+    again = await index.search(query)
+    assert [hit.id for hit in again.hits] == ["5", "4", "3"]
+    assert [values[0] for values in again.sort_values] == [2015, 2014, 2013]
+    await index.upsert([make_vehicle(9, make="Ford", year=2024)])
+    await index.flush()
+    after = await index.search(query)
+    assert [hit.id for hit in after.hits] == ["9", "5", "4"]
+    assert after.total == 6
+    await index.close()
+
+
 # -- location ------------------------------------------------------------------------------------------
 
 DALLAS = GeoFilter(lat=32.7767, lon=-96.7970)
