@@ -705,19 +705,15 @@ class TantivyIndex(SearchIndex):
     def _by_relevance(
         self, searcher: tantivy.Searcher, matching: tantivy.Query, query: SearchQuery
     ) -> tuple[int, list[tuple[float, Any]]]:
-        """Best match first. Without words every score is equal and hits run by id (`id_rank`), as in Elasticsearch."""
+        """Best match first. Without words every match scores 0 (filters only, as in Elasticsearch's filter
+        context) and hits run by id (`id_rank`)."""
         if query.limit == 0:  # tantivy refuses a top-docs limit of 0
             return _count(searcher.search(matching, 1, count=True)), []
         if not query.text:
-            # Without words every match scores the same: the id order is the relevance order.
-            first = searcher.search(matching, 1, count=True)
-            if not first.hits:
-                return _count(first), []
-            score = float(first.hits[0][0])
             result = searcher.search(
                 matching, query.limit, count=True, offset=query.offset, order_by_field=ID_KEY, order=tantivy.Order.Asc
             )
-            return _count(result), [(score, address) for _, address in result.hits]
+            return _count(result), [(0.0, address) for _, address in result.hits]
         # With words, equal scores keep tantivy's document order: finding the smallest ids of a tie group means
         # reading every tied document (tens of thousands at 1M), ~15x the cost of the search itself.
         result = searcher.search(matching, query.limit, count=True, offset=query.offset)
@@ -768,7 +764,9 @@ class TantivyIndex(SearchIndex):
         each distance are fetched location group by location group in id order."""
         matching = _conjunction(clauses)
         counts = self._point_counts(searcher, generation, clauses, matching)
-        total = _count(searcher.search(matching, 1, count=True))
+        # Within a radius every match has a location, so the locations' counts add up to the total.
+        within = geo.radius_km is not None
+        total = sum(counts.values()) if within else _count(searcher.search(matching, 1, count=True))
         groups: dict[float, list[str]] = {}
         for point in counts:
             lat, lon = parse_geo_point(point)
