@@ -49,7 +49,8 @@ class TextVocabulary:
     """The distinct words of one text field; `reached` lists those a query word matches inexactly."""
 
     def __init__(self, words: Iterable[str]) -> None:
-        self._sorted = sorted(set(words))
+        self._words = frozenset(words)
+        self._sorted = sorted(self._words)
         self._by_length: dict[int, list[str]] = {}
         for word in self._sorted:
             self._by_length.setdefault(len(word), []).append(word)
@@ -57,6 +58,9 @@ class TextVocabulary:
 
     def __len__(self) -> int:
         return len(self._sorted)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._words
 
     def reached(self, token: str, *, typo: bool, prefix: bool) -> list[str] | None:
         """The words other than `token` one edit away (`typo`) or starting with it (`prefix`), sorted; None
