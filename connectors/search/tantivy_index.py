@@ -1080,7 +1080,7 @@ class TantivyIndex(SearchIndex):
             for name in facet_pass.names:
                 if name in query.facets:
                     buckets = counts[f"terms:{name}"]["buckets"]
-                    result.facets[name] = {_bucket_key(bucket["key"]): bucket["doc_count"] for bucket in buckets}
+                    result.facets[name] = _facet_counts(buckets)
                 if name in query.range_facets:
                     edges = list(query.range_facets[name])
                     bounds = list(zip([None, *edges], [*edges, None], strict=True))
@@ -1176,6 +1176,14 @@ class TantivyIndex(SearchIndex):
 def _tombstone(document: VehicleDocument, source: str, position: int) -> VehicleDocument:
     positions = {**document.positions, source: position}
     return document.model_copy(update={"deleted": True, "version": document.version + 1, "positions": positions})
+
+
+def _facet_counts(buckets: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {}
+    for bucket in buckets:
+        key = bucket["key"]
+        counts[key if type(key) is str else _bucket_key(key)] = bucket["doc_count"]  # keywords come as str
+    return counts
 
 
 def _bucket_key(key: Any) -> str:
