@@ -26,7 +26,8 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import FastAPI
 
-from connectors.search.tantivy_index import TantivyIndex, index_directory
+from connectors.search.tantivy_index import TantivyIndex
+from connectors.search.tantivy_schema import index_directory
 from marketplace.catalog import load_catalog, load_locations
 from marketplace.demo_vehicles import DealerSite, VehicleGenerator
 from schemas.vehicle import DealerSummary, VehicleDocument

@@ -27,7 +27,8 @@ from typing import Any
 import orjson
 
 from connectors.search.port import IndexHealth, SearchIndex, SearchIndexUnavailable, SearchQuery, SearchResult
-from connectors.search.tantivy_index import SCHEMA_VERSION, TantivyIndex, index_directory
+from connectors.search.tantivy_index import TantivyIndex
+from connectors.search.tantivy_schema import SCHEMA_VERSION, index_directory
 from schemas.vehicle import VehicleDocument
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ import pytest
 from connectors.search import tantivy_index
 from connectors.search.factory import create_search_index
 from connectors.search.port import SearchIndexUnavailable, SearchQuery
-from connectors.search.tantivy_index import SCHEMA_VERSION, IndexLocked, TantivyIndex
+from connectors.search.tantivy_index import IndexLocked, TantivyIndex
+from connectors.search.tantivy_schema import SCHEMA_VERSION
 from connectors.search.tantivy_versions import VersionedTantivyIndex
 from hub.settings import IndexSettings
 from tests.connectors.search.conftest import VehicleFactory, make_vehicle

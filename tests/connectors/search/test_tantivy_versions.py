@@ -11,7 +11,8 @@ import pytest
 
 from connectors.search.factory import create_search_index
 from connectors.search.port import SearchIndexUnavailable, SearchQuery
-from connectors.search.tantivy_index import SCHEMA_VERSION, TantivyIndex
+from connectors.search.tantivy_index import TantivyIndex
+from connectors.search.tantivy_schema import SCHEMA_VERSION
 from connectors.search.tantivy_versions import IndexVersions, VersionedTantivyIndex
 from hub.settings import IndexSettings
 from tests.connectors.search.conftest import make_vehicle
