@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 import tantivy
@@ -57,10 +57,10 @@ from connectors.search.port import (
     SearchResult,
 )
 from connectors.search.tantivy_schema import (
-    DEALER_KEY,
     GEO_POINT,
     ID_KEY,
     INTEGER_COLUMNS,
+    LOOKUP_COLUMNS,
     NAMES_TEXT,
     SCHEMA_VERSION,
     STEP_COLUMNS,
@@ -156,6 +156,13 @@ class _Locations:
     points: list[tuple[float, float, str]]
 
 
+@dataclass
+class _PerGeneration(Generic[T]):
+    """A value read from the index once per index generation (`TantivyIndex._once_per_generation`)."""
+
+    read_at: tuple[int, T] | None = None  # (generation, value)
+
+
 @dataclass(frozen=True)
 class _FacetPass:
     """One aggregation of the facets: the facet fields `names` counted over `matching`."""
@@ -204,8 +211,8 @@ class TantivyIndex(SearchIndex):
         self._meta_stamp: bytes | None = None
         self._cache_lock = threading.Lock()
         self._aggregation_cache: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
-        self._location_table: tuple[int, _Locations | None] | None = None
-        self._vocabularies: tuple[int, dict[str, TextVocabulary | None]] | None = None
+        self._location_table: _PerGeneration[_Locations | None] = _PerGeneration()
+        self._vocabularies: _PerGeneration[dict[str, TextVocabulary | None]] = _PerGeneration()
         self._searches_lock = threading.Lock()
         self._searches = 0  # running now: facet passes go to the facet threads only while cores are spare
         self._index = self._open_index()
@@ -401,7 +408,7 @@ class TantivyIndex(SearchIndex):
 
     async def live_ids_by(self, field: str, values: Sequence[str]) -> dict[str, list[str]]:
         indexed = validate_lookup(field)
-        indexed = DEALER_KEY if indexed == "dealer_id" else indexed
+        indexed = LOOKUP_COLUMNS.get(indexed, indexed)
         wanted = list(dict.fromkeys(values))
         if not wanted:
             return {}
@@ -692,31 +699,16 @@ class TantivyIndex(SearchIndex):
         self, token: str, as_prefix: bool, vocabularies: Mapping[str, TextVocabulary | None]
     ) -> tantivy.Query:
         """One query word in any text field, scored by the best field that has it (the same fixed weights as
-        the Elasticsearch adapter); typos and prefixes count in make/model/trim, below exact matches, as the
-        words of the field's vocabulary they reach (`tantivy_text`) or, without one, as automaton queries. A
-        field whose vocabulary lacks the word gets no exact alternative (13% of a text search's hits, measured)."""
+        the Elasticsearch adapter); typos and prefixes count in make/model/trim, below exact matches."""
         alternatives = []
         for source, boost in TEXT_FIELD_BOOSTS.items():
             field_name = TEXT_FIELDS[source]
             vocabulary = vocabularies.get(source)
-            if vocabulary is None or token in vocabulary:
-                exact = tantivy.Query.term_query(self._schema, field_name, token)
+            exact = self._exact(field_name, token, vocabulary)
+            if exact is not None:
                 alternatives.append(tantivy.Query.const_score_query(exact, boost))
-            typo = len(token) >= FUZZY_MIN_LENGTH
-            if source not in FUZZY_TEXT_SOURCES or not (typo or as_prefix):
-                continue
-            words = vocabulary.reached(token, typo=typo, prefix=as_prefix) if vocabulary is not None else None
-            if words is not None:
-                if words:
-                    inexact = _disjunction([tantivy.Query.term_query(self._schema, field_name, w) for w in words])
-                    alternatives.append(tantivy.Query.const_score_query(inexact, boost * INEXACT_WEIGHT))
-                continue
-            if typo:
-                fuzzy = tantivy.Query.fuzzy_term_query(self._schema, field_name, token, 1, True, False)
-                alternatives.append(tantivy.Query.const_score_query(fuzzy, boost * INEXACT_WEIGHT))
-            if as_prefix:
-                prefix = tantivy.Query.fuzzy_term_query(self._schema, field_name, token, 0, True, True)
-                alternatives.append(tantivy.Query.const_score_query(prefix, boost * INEXACT_WEIGHT))
+            if source in FUZZY_TEXT_SOURCES and (inexact := self._inexact(field_name, token, as_prefix, vocabulary)):
+                alternatives.append(tantivy.Query.const_score_query(_disjunction(inexact), boost * INEXACT_WEIGHT))
         if len(alternatives) == 1:
             return alternatives[0]
         return tantivy.Query.disjunction_max_query(alternatives)
@@ -724,29 +716,44 @@ class TantivyIndex(SearchIndex):
     def _names_query(self, token: str, as_prefix: bool, vocabulary: TextVocabulary | None) -> tantivy.Query:
         """The documents of `_text_query`, unscored: the word or what it reaches in `names_text`, or the word in
         the description."""
-        term = tantivy.Query.term_query
-        alternatives = [term(self._schema, TEXT_FIELDS["description"], token)]
-        if vocabulary is None or token in vocabulary:
-            alternatives.append(term(self._schema, NAMES_TEXT, token))
-        typo = len(token) >= FUZZY_MIN_LENGTH
-        if typo or as_prefix:
-            words = vocabulary.reached(token, typo=typo, prefix=as_prefix) if vocabulary is not None else None
-            if words is not None:
-                alternatives += [term(self._schema, NAMES_TEXT, word) for word in words]
-            else:
-                if typo:
-                    alternatives.append(tantivy.Query.fuzzy_term_query(self._schema, NAMES_TEXT, token, 1, True, False))
-                if as_prefix:
-                    alternatives.append(tantivy.Query.fuzzy_term_query(self._schema, NAMES_TEXT, token, 0, True, True))
+        alternatives = [tantivy.Query.term_query(self._schema, TEXT_FIELDS["description"], token)]
+        exact = self._exact(NAMES_TEXT, token, vocabulary)
+        if exact is not None:
+            alternatives.append(exact)
+        alternatives += self._inexact(NAMES_TEXT, token, as_prefix, vocabulary)
         return _disjunction(alternatives)
+
+    def _exact(self, field_name: str, token: str, vocabulary: TextVocabulary | None) -> tantivy.Query | None:
+        """The word itself, unless the field's vocabulary lacks it (13% of a text search's hits, measured)."""
+        if vocabulary is not None and token not in vocabulary:
+            return None
+        return tantivy.Query.term_query(self._schema, field_name, token)
+
+    def _inexact(
+        self, field_name: str, token: str, as_prefix: bool, vocabulary: TextVocabulary | None
+    ) -> list[tantivy.Query]:
+        """What a word matches inexactly: a word one typo away (5+ letters) or, typed last, one it starts; the
+        vocabulary's words it reaches (`tantivy_text`) as term queries or, without a vocabulary, tantivy's automata."""
+        typo = len(token) >= FUZZY_MIN_LENGTH
+        if not (typo or as_prefix):
+            return []
+        words = vocabulary.reached(token, typo=typo, prefix=as_prefix) if vocabulary is not None else None
+        if words is not None:
+            return [tantivy.Query.term_query(self._schema, field_name, word) for word in words]
+        automata = []
+        if typo:
+            automata.append(tantivy.Query.fuzzy_term_query(self._schema, field_name, token, 1, True, False))
+        if as_prefix:
+            automata.append(tantivy.Query.fuzzy_term_query(self._schema, field_name, token, 0, True, True))
+        return automata
 
     def _text_vocabularies(self, searcher: tantivy.Searcher, generation: int) -> dict[str, TextVocabulary | None]:
         """The words of make, model and trim of the visible documents, once per index generation, by field and
         all together under `NAMES_TEXT` (None for a field with more than `VOCABULARY_SIZE` distinct values, and
         then for `NAMES_TEXT`)."""
-        cached = self._vocabularies
-        if cached is not None and cached[0] == generation:
-            return cached[1]
+        return self._once_per_generation(self._vocabularies, generation, lambda: self._read_vocabularies(searcher))
+
+    def _read_vocabularies(self, searcher: tantivy.Searcher) -> dict[str, TextVocabulary | None]:
         aggregations = {source: {"terms": {"field": source, "size": VOCABULARY_SIZE}} for source in FUZZY_TEXT_SOURCES}
         result: dict[str, Any] = searcher.aggregate(_all(), aggregations)
         vocabularies: dict[str, TextVocabulary | None] = {}
@@ -762,9 +769,6 @@ class TantivyIndex(SearchIndex):
             if names is not None:
                 names |= words
         vocabularies[NAMES_TEXT] = None if names is None else TextVocabulary(names)
-        with self._cache_lock:
-            if generation == self._generation:
-                self._vocabularies = (generation, vocabularies)
         return vocabularies
 
     def _points_within(
@@ -788,19 +792,26 @@ class TantivyIndex(SearchIndex):
     def _locations(self, searcher: tantivy.Searcher, generation: int) -> _Locations | None:
         """Every distinct location of the visible documents, by latitude, once per index generation; None when
         there are more than `LOCATION_TABLE_SIZE` (then each radius asks the index for the locations in its box)."""
-        cached = self._location_table
-        if cached is not None and cached[0] == generation:
-            return cached[1]
+        return self._once_per_generation(self._location_table, generation, lambda: self._read_locations(searcher))
+
+    def _read_locations(self, searcher: tantivy.Searcher) -> _Locations | None:
         aggregation = {"points": {"terms": {"field": GEO_POINT, "size": LOCATION_TABLE_SIZE}}}
         result: dict[str, Any] = searcher.aggregate(VISIBLE, aggregation)
-        table = None
-        if not result["points"].get("sum_other_doc_count"):
-            points = sorted((*parse_geo_point(bucket["key"]), bucket["key"]) for bucket in result["points"]["buckets"])
-            table = _Locations([lat for lat, _, _ in points], points)
+        if result["points"].get("sum_other_doc_count"):
+            return None
+        points = sorted((*parse_geo_point(bucket["key"]), bucket["key"]) for bucket in result["points"]["buckets"])
+        return _Locations([lat for lat, _, _ in points], points)
+
+    def _once_per_generation(self, held: _PerGeneration[T], generation: int, read: Callable[[], T]) -> T:
+        """`held`'s value if it was read at `generation`, else `read()`, kept while that generation is current."""
+        read_at = held.read_at
+        if read_at is not None and read_at[0] == generation:
+            return read_at[1]
+        value = read()
         with self._cache_lock:
             if generation == self._generation:
-                self._location_table = (generation, table)
-        return table
+                held.read_at = (generation, value)
+        return value
 
     def _points_in_box(
         self,

@@ -56,9 +56,6 @@ class TextVocabulary:
             self._by_length.setdefault(len(word), []).append(word)
         self._reached: dict[tuple[str, bool, bool], list[str] | None] = {}
 
-    def __len__(self) -> int:
-        return len(self._sorted)
-
     def __contains__(self, word: object) -> bool:
         return word in self._words
 
