@@ -57,14 +57,16 @@ from connectors.search.port import (
     SearchResult,
 )
 from connectors.search.tantivy_schema import (
+    FACET_COLUMNS,
     GEO_POINT,
     ID_KEY,
     INTEGER_COLUMNS,
     LOOKUP_COLUMNS,
     NAMES_TEXT,
+    NO_INTEGER,
+    NO_VALUE,
     SCHEMA_VERSION,
     STEP_COLUMNS,
-    TERMS_COLUMNS,
     TEXT_FIELDS,
     TEXT_TOKENIZER,
     VISIBLE,
@@ -754,7 +756,10 @@ class TantivyIndex(SearchIndex):
         return self._once_per_generation(self._vocabularies, generation, lambda: self._read_vocabularies(searcher))
 
     def _read_vocabularies(self, searcher: tantivy.Searcher) -> dict[str, TextVocabulary | None]:
-        aggregations = {source: {"terms": {"field": source, "size": VOCABULARY_SIZE}} for source in FUZZY_TEXT_SOURCES}
+        aggregations = {
+            source: {"terms": {"field": FACET_COLUMNS[source], "size": VOCABULARY_SIZE + 1}}
+            for source in FUZZY_TEXT_SOURCES
+        }
         result: dict[str, Any] = searcher.aggregate(_all(), aggregations)
         vocabularies: dict[str, TextVocabulary | None] = {}
         names: set[str] | None = set()
@@ -764,6 +769,8 @@ class TantivyIndex(SearchIndex):
                 continue
             words: set[str] = set()
             for bucket in result[source]["buckets"]:
+                if bucket["key"] == NO_VALUE:
+                    continue
                 words.update(self._analyzer.analyze(indexed_text(source, str(bucket["key"]))))
             vocabularies[source] = TextVocabulary(words)
             if names is not None:
@@ -889,12 +896,15 @@ class TantivyIndex(SearchIndex):
             aggregations: dict[str, Any] = {}
             for name in names:
                 if name in query.facets:
-                    column = TERMS_COLUMNS.get(name, name)
-                    aggregations[f"terms:{name}"] = {"terms": {"field": column, "size": FACET_SIZE}}
+                    if name in FACET_COLUMNS:  # one more: the column's no-value bucket may take a place
+                        terms = {"field": FACET_COLUMNS[name], "size": FACET_SIZE + 1}
+                    else:
+                        terms = {"field": name, "size": FACET_SIZE}
+                    aggregations[f"terms:{name}"] = {"terms": terms}
                 if name in query.range_facets:
                     edges = query.range_facets[name]
                     if _standard_edges(name, edges):
-                        size = len(edges) + 1
+                        size = len(edges) + 2  # the buckets and the no-value step
                         aggregations[f"steps:{name}"] = {"terms": {"field": STEP_COLUMNS[name], "size": size}}
                     else:
                         aggregations[f"range:{name}"] = {"range": {"field": name, "ranges": _ranges(edges)}}
@@ -1025,10 +1035,15 @@ def _tombstone(document: VehicleDocument, source: str, position: int) -> Vehicle
 
 
 def _facet_counts(buckets: list[dict[str, Any]]) -> dict[str, int]:
+    """The `FACET_SIZE` most frequent values of a terms aggregation, without a facet column's no-value bucket."""
     counts = {}
     for bucket in buckets:
         key = bucket["key"]
+        if key == NO_VALUE or key == NO_INTEGER:
+            continue
         counts[key if type(key) is str else _bucket_key(key)] = bucket["doc_count"]  # keywords come as str
+        if len(counts) == FACET_SIZE:
+            break
     return counts
 
 

@@ -183,6 +183,67 @@ def test_facet_counts_are_disjunctive_and_equal_brute_force(
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
+    rows=st.lists(
+        st.tuples(
+            st.none() | st.sampled_from(["live", "upcoming", "closed"]),
+            st.none() | st.integers(1, 4),
+            st.none() | st.integers(2, 5).map(float),
+            st.none() | st.integers(0, 200).map(lambda k: k * 1000),
+            st.booleans(),
+        ),
+        max_size=30,
+    ),
+    statuses=st.lists(st.sampled_from(["live", "upcoming", "closed"]), max_size=2, unique=True),
+)
+def test_facets_count_neither_hidden_vehicles_nor_missing_values(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str | None, int | None, float | None, int | None, bool]],
+    statuses: list[str],
+) -> None:
+    """Every document has the facet columns (hidden ones, and ones without the value, hold a no-value marker):
+    the counts are those of the visible documents that have a value, as brute force counts them."""
+    documents = [
+        make_vehicle(n, auction_status=status, dealer_id=dealer, condition_grade=grade, mileage=miles, deleted=gone)
+        for n, (status, dealer, grade, miles, gone) in enumerate(rows)
+    ]
+    query = SearchQuery(
+        filters={"auction_status": statuses},
+        facets=["auction_status", "dealer_id", "condition_grade"],
+        range_facets={"mileage": STANDARD_RANGE_EDGES["mileage"]},
+    )
+    [result] = asyncio.run(search_new_index(tmp_path_factory.mktemp("missing"), documents, query))
+
+    visible = [document for document in documents if document.searchable]
+    chosen = [document for document in visible if not statuses or document.auction_status in statuses]
+    assert result.total == len(chosen)
+    assert result.facets["auction_status"] == dict(Counter(d.auction_status for d in visible if d.auction_status))
+    assert result.facets["dealer_id"] == dict(Counter(str(d.dealer_id) for d in chosen if d.dealer_id is not None))
+    grades = Counter(f"{d.condition_grade:g}" for d in chosen if d.condition_grade is not None)
+    assert result.facets["condition_grade"] == dict(grades)
+    edges = [None, *STANDARD_RANGE_EDGES["mileage"], None]
+    assert [bucket.count for bucket in result.range_facets["mileage"]] == [
+        sum(1 for d in chosen if d.mileage is not None and in_range(d.mileage, low, high - 1 if high else None))
+        for low, high in zip(edges, edges[1:], strict=False)
+    ]
+
+
+async def test_a_terms_facet_names_its_most_frequent_values_without_the_no_value_marker(
+    index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tantivy_index, "FACET_SIZE", 2)
+    documents = [make_vehicle(n, auction_status=None) for n in range(9)]
+    documents += [make_vehicle(n, auction_status="live") for n in range(10, 13)]
+    documents += [make_vehicle(n, auction_status="upcoming") for n in range(20, 22)]
+    documents += [make_vehicle(30, auction_status="closed")]
+    query = SearchQuery(facets=["auction_status"], limit=0)
+    [result] = await search_new_index(index_dir, documents, query)
+    assert result.facets["auction_status"] == {"live": 3, "upcoming": 2}
+    [everything] = await search_new_index(index_dir.parent / "all", documents[9:], query)
+    assert everything.facets["auction_status"] == {"live": 3, "upcoming": 2}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
     prices=st.lists(st.none() | st.integers(0, 6_000_000).map(lambda cents: cents / 100), min_size=1, max_size=30),
     grades=st.lists(st.none() | st.integers(10, 50).map(lambda tenths: tenths / 10), min_size=30, max_size=30),
     edges=st.lists(st.integers(1, 60), min_size=1, max_size=4, unique=True).map(sorted),
