@@ -16,6 +16,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hub.query_params import documented_query_names
+
 
 class AppError(Exception):
     status_code = 400
@@ -137,7 +139,8 @@ def names_at(route: Any, loc: tuple[Any, ...]) -> set[str]:
     if not isinstance(route, APIRoute) or not loc:
         return set()
     if loc[0] == "query":
-        return {name for dependant in _dependants(route.dependant) for name in _query_names(dependant)}
+        declared = {name for dependant in _dependants(route.dependant) for name in _query_names(dependant)}
+        return declared | documented_query_names(route.openapi_extra)
     if loc[0] != "body" or route.body_field is None:
         return set()
     model: Any = _model_inside(route.body_field.field_info.annotation)

@@ -6,9 +6,10 @@ import hashlib
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from hub.errors import described_pattern
+from hub.query_params import query_model
 from search_api.deps import SearchServiceDep
 from search_api.query import SearchParams
 from search_api.schemas import vehicle_body
@@ -32,9 +33,12 @@ def cached_json(request: Request, body: Any) -> Response:
 VEHICLE_ID_PATTERN = described_pattern(r"^[A-Za-z0-9_\-]+$", "letters, digits, _ and - only")
 
 
-@router.get("/vehicles")
+search_params, SEARCH_PARAMETERS_OPENAPI = query_model(SearchParams)
+
+
+@router.get("/vehicles", openapi_extra=SEARCH_PARAMETERS_OPENAPI)
 async def search_vehicles(
-    request: Request, params: Annotated[SearchParams, Query()], service: SearchServiceDep
+    request: Request, params: Annotated[SearchParams, Depends(search_params)], service: SearchServiceDep
 ) -> Response:
     """Faceted vehicle search: `{data, facets, pagination}`. Facet-only requests (`limit=0`) are cacheable."""
     body = await service.search_vehicles(params)
