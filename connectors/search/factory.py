@@ -18,7 +18,8 @@ def create_search_index(settings: IndexSettings, *, writer: bool) -> SearchIndex
     (see `tantivy_versions`), so `auction-hub reindex` can switch readers and the writer to a rebuilt copy.
     """
     if settings.index_backend == "tantivy":
-        return VersionedTantivyIndex(IndexVersions(settings.index_path, settings.index_name), writer=writer)
+        versions = IndexVersions(settings.index_path, settings.index_name)
+        return VersionedTantivyIndex(versions, writer=writer, cores=settings.process_cores)
     if not settings.elasticsearch_url:
         raise SearchIndexUnavailable(
             "AUCTION_HUB_INDEX_BACKEND=elasticsearch needs AUCTION_HUB_ELASTICSEARCH_URL (e.g. http://127.0.0.1:9200)"

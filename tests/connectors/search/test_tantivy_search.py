@@ -580,6 +580,25 @@ async def test_a_search_does_not_wait_for_busy_facet_threads(index_dir: Path) ->
     await index.close()
 
 
+@pytest.mark.parametrize(("cores", "handed_over"), [(1, False), (2, True)])
+async def test_a_lone_search_spreads_its_facet_passes_over_its_share_of_the_cores_only(
+    index_dir: Path, monkeypatch: pytest.MonkeyPatch, cores: int, handed_over: bool
+) -> None:
+    """With one core its own (API workers sharing 2 cores), a search runs its facet passes itself: the other
+    core is a sibling worker's. With two, a lone search hands passes to the facet threads."""
+    submitted: list[object] = []
+    submit = FACET_THREADS.submit
+    monkeypatch.setattr(FACET_THREADS, "submit", lambda *args: submitted.append(args) or submit(*args))
+    index = TantivyIndex(index_dir, writer=True, cores=cores)
+    await index.upsert(assorted(50, seed=7))
+    await index.flush()
+    query = SearchQuery(filters={"make": ["Ford"]}, facets=["make", "state"], range_facets={"year": [2018]})
+    result = await index.search(query)
+    assert result.facets["make"]["Ford"] == result.total > 0
+    assert bool(submitted) is handed_over
+    await index.close()
+
+
 @pytest.mark.parametrize("text", ["camry", "toyta camry", "toyota cam", "cam", "f150", "f-150 xlt", "honda cr", "civc"])
 async def test_text_facets_count_exactly_the_documents_the_text_matches(index_dir: Path, text: str) -> None:
     """Facet passes evaluate the words again, without the filter of their own field: the same documents."""
