@@ -196,7 +196,6 @@ def uvicorn_server(vehicles: int, config: ServerConfig) -> Iterator[Server]:
         "AUCTION_HUB_INDEX_BACKEND": "tantivy",
         "AUCTION_HUB_INDEX_PATH": str(BENCH_DIR),
         "AUCTION_HUB_INDEX_NAME": index_name(vehicles),
-        "WEB_CONCURRENCY": str(config.workers),  # as `auction-hub api --workers N` sets it (hub/serve.py)
     }
     log = (BENCH_DIR / f"uvicorn-{config.workers}w.log").open("wb")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import socket
 
 import uvicorn
@@ -44,8 +43,6 @@ def freeze_startup_objects() -> None:
 
 
 def serve_api(host: str, port: int, workers: int) -> None:
-    # uvicorn's own name for the worker count: each worker reads it (`IndexSettings.process_cores`).
-    os.environ["WEB_CONCURRENCY"] = str(workers)
     config = uvicorn.Config(
         "hub.serve:app_from_environment", factory=True, host=host, port=port, workers=workers,
         log_level="info", access_log=False,

@@ -6,7 +6,6 @@ conventional unprefixed name, e.g. `KAFKA_BOOTSTRAP_SERVERS`). Nothing else read
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -78,13 +77,6 @@ class IndexSettings(HubSettings):
     )
     index_name: str = Field(default="vehicles", pattern=r"^[a-z0-9_\-]+$")
     index_commit_interval_ms: int = Field(default=200, ge=10, le=10_000)
-    # uvicorn's name for the API's worker processes; `auction-hub api --workers N` sets it for its workers.
-    web_concurrency: int = Field(default=1, ge=1, le=1024, validation_alias=AliasChoices("WEB_CONCURRENCY"))
-
-    @property
-    def process_cores(self) -> int:
-        """This process's share of the cores: the API's workers share the machine's."""
-        return max(1, (os.cpu_count() or 1) // self.web_concurrency)
 
 
 def load_settings(settings_class: type[SettingsT]) -> SettingsT:

@@ -18,8 +18,7 @@ def create_search_index(settings: IndexSettings, *, writer: bool) -> SearchIndex
     (see `tantivy_versions`), so `auction-hub reindex` can switch readers and the writer to a rebuilt copy.
     """
     if settings.index_backend == "tantivy":
-        versions = IndexVersions(settings.index_path, settings.index_name)
-        return VersionedTantivyIndex(versions, writer=writer, cores=settings.process_cores)
+        return VersionedTantivyIndex(IndexVersions(settings.index_path, settings.index_name), writer=writer)
     if not settings.elasticsearch_url:
         raise SearchIndexUnavailable(
             "AUCTION_HUB_INDEX_BACKEND=elasticsearch needs AUCTION_HUB_ELASTICSEARCH_URL (e.g. http://127.0.0.1:9200)"

@@ -57,19 +57,3 @@ def test_cli_exits_2_with_the_message() -> None:
     )
     assert result.returncode == 2
     assert "AUCTION_HUB_TOPIC_PARTITIONS='-3'" in result.stderr
-
-
-@pytest.mark.parametrize(
-    ("workers", "cores", "share"), [(None, 2, 2), ("1", 2, 2), ("2", 2, 1), ("3", 2, 1), ("2", 8, 4)]
-)
-def test_an_api_worker_counts_its_share_of_the_cores(
-    monkeypatch: pytest.MonkeyPatch, workers: str | None, cores: int, share: int
-) -> None:
-    from hub.settings import IndexSettings
-
-    monkeypatch.setattr("os.cpu_count", lambda: cores)
-    if workers is None:
-        monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
-    else:
-        monkeypatch.setenv("WEB_CONCURRENCY", workers)
-    assert load_settings(IndexSettings).process_cores == share

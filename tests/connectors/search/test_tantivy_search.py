@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from connectors.search import tantivy_index
 from connectors.search.fields import STANDARD_RANGE_EDGES, id_rank
 from connectors.search.port import DISTANCE, GeoFilter, RangeBucket, SearchQuery, SearchResult, SortOrder
-from connectors.search.tantivy_index import FACET_THREAD_COUNT, FACET_THREADS, TantivyIndex
+from connectors.search.tantivy_index import FACET_THREAD_COUNT, FACET_THREADS, SEARCH_THREADS, TantivyIndex
 from schemas.geo import haversine_km
 from schemas.vehicle import VehicleDocument
 from tests.connectors.search.conftest import make_vehicle
@@ -580,22 +580,34 @@ async def test_a_search_does_not_wait_for_busy_facet_threads(index_dir: Path) ->
     await index.close()
 
 
-@pytest.mark.parametrize(("cores", "handed_over"), [(1, False), (2, True)])
-async def test_a_lone_search_spreads_its_facet_passes_over_its_share_of_the_cores_only(
-    index_dir: Path, monkeypatch: pytest.MonkeyPatch, cores: int, handed_over: bool
+async def test_a_search_cancelled_while_waiting_for_a_search_thread_never_runs(
+    index_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With one core its own (API workers sharing 2 cores), a search runs its facet passes itself: the other
-    core is a sibling worker's. With two, a lone search hands passes to the facet threads."""
-    submitted: list[object] = []
-    submit = FACET_THREADS.submit
-    monkeypatch.setattr(FACET_THREADS, "submit", lambda *args: submitted.append(args) or submit(*args))
-    index = TantivyIndex(index_dir, writer=True, cores=cores)
-    await index.upsert(assorted(50, seed=7))
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert(assorted(20, seed=8))
     await index.flush()
-    query = SearchQuery(filters={"make": ["Ford"]}, facets=["make", "state"], range_facets={"year": [2018]})
-    result = await index.search(query)
-    assert result.facets["make"]["Ford"] == result.total > 0
-    assert bool(submitted) is handed_over
+    ran: list[SearchQuery] = []
+    search_sync = index._search_sync
+
+    def counted(query: SearchQuery) -> SearchResult:
+        ran.append(query)
+        return search_sync(query)
+
+    monkeypatch.setattr(index, "_search_sync", counted)
+    release = threading.Event()
+    blockers = [SEARCH_THREADS.submit(release.wait) for _ in range(FACET_THREAD_COUNT)]
+    try:
+        waiting = asyncio.create_task(index.search(SearchQuery(filters={"make": ["Ford"]})))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result()
+    assert (await index.search(SearchQuery())).total == 20
+    assert len(ran) == 1  # only the search after the release
     await index.close()
 
 
