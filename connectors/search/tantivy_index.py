@@ -93,6 +93,8 @@ DEFAULT_MAX_PENDING = 10_000
 INLINE_BATCH = 10**9
 TOMBSTONE_BATCH = 1000
 SCAN_PAGE = 50_000
+# The range bucket a facet pass counts the search's own facets in (`_fold_main`).
+FOLDED = "within"
 # Aggregation results (facets, location points) kept per index generation.
 AGGREGATION_CACHE_SIZE = 512
 # Most ids a lookup gathers in one terms aggregation (tantivy refuses more than 65,000 buckets); past it, a
@@ -172,12 +174,29 @@ class _PerGeneration(Generic[T]):
 
 @dataclass(frozen=True)
 class _FacetPass:
-    """One aggregation of the facets: the facet fields `names` counted over `matching`."""
+    """One aggregation of the facets: the facet fields `names` counted over `matching`; with `within`, also the
+    facets of the search itself, counted in a range bucket of the one field the pass leaves out (`_fold_main`)."""
 
     names: list[str]
     key: Hashable
     matching: tantivy.Query
     aggregations: dict[str, Any]
+    within: dict[str, float] | None = None
+
+    def counts(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Each facet's aggregation result by its name (`terms:<field>`, `steps:<field>`, `range:<field>`)."""
+        if self.within is None:
+            return result
+        spec = self.within
+        inner: dict[str, Any] = next(
+            (
+                bucket
+                for bucket in result[FOLDED]["buckets"]
+                if bucket.get("from") == spec.get("from") and bucket.get("to") == spec.get("to")
+            ),
+            {name: {"buckets": []} for name in self.aggregations[FOLDED]["aggs"]},  # no documents at all
+        )
+        return {**result, **inner}
 
 
 class TantivyIndex(SearchIndex):
@@ -894,37 +913,30 @@ class TantivyIndex(SearchIndex):
         workers judging spare cores by their share (one each) instead: throughput within this machine's noise,
         a lone search's p95 7.6 -> 11.6 ms (measured, not kept).
         """
+        started: list[tuple[_FacetPass, Future[dict[str, Any]] | None]] = []
+        for facet_pass in self._facet_passes(clauses, query):
+            future: Future[dict[str, Any]] | None = None
+            if spare_cores:
+                future = FACET_THREADS.submit(
+                    self._aggregate, searcher, generation, facet_pass.key, facet_pass.matching, facet_pass.aggregations
+                )
+            started.append((facet_pass, future))
+        return started
+
+    def _facet_passes(self, clauses: Sequence[_Clause], query: SearchQuery) -> list[_FacetPass]:
+        """One pass for the facets of unconstrained fields (the search itself) and one per constrained field,
+        without that field's clauses; the first is folded into a range field's pass when it can be (`_fold_main`)."""
         constrained = {clause.field for clause in clauses if clause.field is not None}
         by_pass: dict[str | None, list[str]] = {}
         for name in dict.fromkeys([*query.facets, *query.range_facets]):
             by_pass.setdefault(name if name in constrained else None, []).append(name)
-        started: list[tuple[_FacetPass, Future[dict[str, Any]] | None]] = []
+        passes = []
         for excluded, names in by_pass.items():
             kept = [clause for clause in clauses if excluded is None or clause.field != excluded]
-            aggregations: dict[str, Any] = {}
-            for name in names:
-                if name in query.facets:
-                    if name in FACET_COLUMNS:  # one more: the column's no-value bucket may take a place
-                        terms = {"field": FACET_COLUMNS[name], "size": FACET_SIZE + 1}
-                    else:
-                        terms = {"field": name, "size": FACET_SIZE}
-                    aggregations[f"terms:{name}"] = {"terms": terms}
-                if name in query.range_facets:
-                    edges = query.range_facets[name]
-                    if _standard_edges(name, edges):
-                        size = len(edges) + 2  # the buckets and the no-value step
-                        aggregations[f"steps:{name}"] = {"terms": {"field": STEP_COLUMNS[name], "size": size}}
-                    else:
-                        aggregations[f"range:{name}"] = {"range": {"field": name, "ranges": _ranges(edges)}}
+            aggregations = _facet_aggregations(query, names)
             key = ("facets", _key(kept), tuple(sorted(aggregations)), _edges_key(query, names))
-            facet_pass = _FacetPass(names, key, _conjunction(kept), aggregations)
-            future: Future[dict[str, Any]] | None = None
-            if spare_cores:
-                future = FACET_THREADS.submit(
-                    self._aggregate, searcher, generation, key, facet_pass.matching, aggregations
-                )
-            started.append((facet_pass, future))
-        return started
+            passes.append(_FacetPass(names, key, _conjunction(kept), aggregations))
+        return _fold_main(passes, by_pass, query)
 
     def _finish_facets(
         self,
@@ -936,11 +948,12 @@ class TantivyIndex(SearchIndex):
     ) -> None:
         for facet_pass, future in started:
             if future is None or future.cancel():
-                counts = self._aggregate(
+                aggregated = self._aggregate(
                     searcher, generation, facet_pass.key, facet_pass.matching, facet_pass.aggregations
                 )
             else:
-                counts = future.result()
+                aggregated = future.result()
+            counts = facet_pass.counts(aggregated)
             for name in facet_pass.names:
                 if name in query.facets:
                     buckets = counts[f"terms:{name}"]["buckets"]
@@ -1116,6 +1129,77 @@ def _conjunction(clauses: Sequence[_Clause], *, scored: bool = False) -> tantivy
     if not clauses:
         return VISIBLE
     return _conjunction_of([clause.query if scored else clause.matching for clause in clauses])
+
+
+def _facet_aggregations(query: SearchQuery, names: Sequence[str]) -> dict[str, Any]:
+    aggregations: dict[str, Any] = {}
+    for name in names:
+        if name in query.facets:
+            if name in FACET_COLUMNS:  # one more: the column's no-value bucket may take a place
+                terms = {"field": FACET_COLUMNS[name], "size": FACET_SIZE + 1}
+            else:
+                terms = {"field": name, "size": FACET_SIZE}
+            aggregations[f"terms:{name}"] = {"terms": terms}
+        if name in query.range_facets:
+            edges = query.range_facets[name]
+            if _standard_edges(name, edges):
+                size = len(edges) + 2  # the buckets and the no-value step
+                aggregations[f"steps:{name}"] = {"terms": {"field": STEP_COLUMNS[name], "size": size}}
+            else:
+                aggregations[f"range:{name}"] = {"range": {"field": name, "ranges": _ranges(edges)}}
+    return aggregations
+
+
+def _fold_main(
+    passes: list[_FacetPass], by_pass: Mapping[str | None, Sequence[str]], query: SearchQuery
+) -> list[_FacetPass]:
+    """The pass of the search itself folded into the pass without a range field's one clause: that range as a
+    range bucket, the search's facets counted inside it. One evaluation of the clauses fewer (text searches with a
+    range: 1.84 -> 1.37 ms for the two passes, measured); tantivy counts the sub-aggregations in the filler
+    buckets around the range too, which the fold still beats."""
+    if None not in by_pass:
+        return passes
+    for field in by_pass:
+        within = None if field is None else _range_bucket(field, query)
+        if within is None:
+            continue
+        main = next(facet_pass for facet_pass in passes if facet_pass.names == by_pass[None])
+        ranged = next(facet_pass for facet_pass in passes if facet_pass.names == by_pass[field])
+        aggregations = {
+            **ranged.aggregations,
+            FOLDED: {"range": {"field": field, "ranges": [within]}, "aggs": main.aggregations},
+        }
+        folded = _FacetPass(
+            [*ranged.names, *main.names],
+            ("folded", ranged.key, main.key),
+            ranged.matching,
+            aggregations,
+            within,
+        )
+        return [folded, *(facet_pass for facet_pass in passes if facet_pass not in (main, ranged))]
+    return passes
+
+
+def _range_bucket(field: str, query: SearchQuery) -> dict[str, float] | None:
+    """The range bucket (from inclusive, to exclusive) equal to `field`'s constraint when that is one range whose
+    bounds a float holds exactly; otherwise None."""
+    if query.filters.get(field) or field not in query.ranges:
+        return None
+    low: float | None
+    high: float | None
+    low, high = query.ranges[field]
+    if field in INTEGER_FIELDS:
+        int_low, int_high = integer_bounds(low, high)
+        low, high = int_low, None if int_high is None else int_high + 1
+    elif high is not None:
+        high = math.nextafter(float(high), math.inf)
+    if low is None and high is None:
+        return None
+    if (low is not None and high is not None and low >= high) or any(
+        bound is not None and abs(bound) >= 2**53 for bound in (low, high)
+    ):
+        return None
+    return {**({"from": float(low)} if low is not None else {}), **({"to": float(high)} if high is not None else {})}
 
 
 def _key(clauses: Sequence[_Clause]) -> Hashable:

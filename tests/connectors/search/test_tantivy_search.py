@@ -227,6 +227,52 @@ def test_facets_count_neither_hidden_vehicles_nor_missing_values(
     ]
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(2015, 2020), st.none() | st.integers(500, 3000).map(lambda cents: cents * 10.0)),
+        max_size=30,
+    ),
+    years=st.tuples(st.none() | st.integers(2015, 2020), st.none() | st.integers(2015, 2020)),
+    prices=st.tuples(st.none() | st.integers(50, 300), st.none() | st.integers(50, 300)),
+    fraction=st.sampled_from([0.0, 0.5, 0.99]),
+)
+def test_the_search_facets_counted_within_a_range_field_pass_equal_brute_force(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[int, float | None]],
+    years: tuple[int | None, int | None],
+    prices: tuple[int | None, int | None],
+    fraction: float,
+) -> None:
+    """The search's own facets are counted inside a range bucket of a range-constrained field's pass: bounds
+    included at both ends, on integer and float fields, a fractional bound on an integer field."""
+    documents = [
+        make_vehicle(n, year=year, asking_price=price, make=MAKES[n % 3]) for n, (year, price) in enumerate(rows)
+    ]
+    year_low = None if years[0] is None else years[0] - fraction
+    year_high = None if years[1] is None else years[1] + fraction
+    price_low, price_high = (None if bound is None else bound * 100.0 for bound in prices)
+    query = SearchQuery(
+        ranges={"year": (year_low, year_high), "asking_price": (price_low, price_high)},
+        facets=["make"],
+        range_facets={"year": [2017, 2019], "asking_price": STANDARD_RANGE_EDGES["asking_price"]},
+    )
+    [result] = asyncio.run(search_new_index(tmp_path_factory.mktemp("fold"), documents, query))
+    chosen = [
+        d
+        for d in documents
+        if in_range(d.year, year_low, year_high) and in_range(d.asking_price, price_low, price_high)
+    ]
+    assert result.total == len(chosen)
+    assert result.facets["make"] == dict(Counter(d.make for d in chosen))
+    priced = [d for d in documents if in_range(d.year, year_low, year_high)]
+    assert sum(bucket.count for bucket in result.range_facets["asking_price"]) == sum(
+        1 for d in priced if d.asking_price is not None
+    )
+    dated = [d for d in documents if in_range(d.asking_price, price_low, price_high)]
+    assert sum(bucket.count for bucket in result.range_facets["year"]) == len(dated)
+
+
 async def test_a_terms_facet_names_its_most_frequent_values_without_the_no_value_marker(
     index_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
