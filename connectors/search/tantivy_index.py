@@ -930,13 +930,13 @@ class TantivyIndex(SearchIndex):
         by_pass: dict[str | None, list[str]] = {}
         for name in dict.fromkeys([*query.facets, *query.range_facets]):
             by_pass.setdefault(name if name in constrained else None, []).append(name)
-        passes = []
+        passes: dict[str | None, _FacetPass] = {}
         for excluded, names in by_pass.items():
             kept = [clause for clause in clauses if excluded is None or clause.field != excluded]
             aggregations = _facet_aggregations(query, names)
             key = ("facets", _key(kept), tuple(sorted(aggregations)), _edges_key(query, names))
-            passes.append(_FacetPass(names, key, _conjunction(kept), aggregations))
-        return _fold_main(passes, by_pass, query)
+            passes[excluded] = _FacetPass(names, key, _conjunction(kept), aggregations)
+        return _fold_main(passes, query)
 
     def _finish_facets(
         self,
@@ -1150,34 +1150,25 @@ def _facet_aggregations(query: SearchQuery, names: Sequence[str]) -> dict[str, A
     return aggregations
 
 
-def _fold_main(
-    passes: list[_FacetPass], by_pass: Mapping[str | None, Sequence[str]], query: SearchQuery
-) -> list[_FacetPass]:
-    """The pass of the search itself folded into the pass without a range field's one clause: that range as a
-    range bucket, the search's facets counted inside it. One evaluation of the clauses fewer (text searches with a
-    range: 1.84 -> 1.37 ms for the two passes, measured); tantivy counts the sub-aggregations in the filler
-    buckets around the range too, which the fold still beats."""
-    if None not in by_pass:
-        return passes
-    for field in by_pass:
-        within = None if field is None else _range_bucket(field, query)
-        if within is None:
+def _fold_main(passes: dict[str | None, _FacetPass], query: SearchQuery) -> list[_FacetPass]:
+    """The passes by the field each leaves out (None: the search's own), the search's own folded into the pass
+    without a range field's one clause: that range as a range bucket, the search's facets counted inside it. One
+    evaluation of the clauses fewer (text searches with a range: 1.84 -> 1.37 ms for the two passes, measured);
+    tantivy counts the sub-aggregations in the filler buckets around the range too, which the fold still beats."""
+    main = passes.get(None)
+    for field, ranged in passes.items():
+        within = None if field is None or main is None else _range_bucket(field, query)
+        if main is None or within is None:
             continue
-        main = next(facet_pass for facet_pass in passes if facet_pass.names == by_pass[None])
-        ranged = next(facet_pass for facet_pass in passes if facet_pass.names == by_pass[field])
         aggregations = {
             **ranged.aggregations,
             FOLDED: {"range": {"field": field, "ranges": [within]}, "aggs": main.aggregations},
         }
         folded = _FacetPass(
-            [*ranged.names, *main.names],
-            ("folded", ranged.key, main.key),
-            ranged.matching,
-            aggregations,
-            within,
+            [*ranged.names, *main.names], ("folded", ranged.key, main.key), ranged.matching, aggregations, within
         )
-        return [folded, *(facet_pass for facet_pass in passes if facet_pass not in (main, ranged))]
-    return passes
+        return [folded, *(other for excluded, other in passes.items() if excluded not in (None, field))]
+    return list(passes.values())
 
 
 def _range_bucket(field: str, query: SearchQuery) -> dict[str, float] | None:
