@@ -404,6 +404,34 @@ async def test_a_repeated_page_is_the_same_until_a_commit_changes_it(index_dir: 
     await index.close()
 
 
+async def test_the_first_positions_of_a_browse_are_kept_and_pages_past_them_searched(
+    index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tantivy_index, "FIRST_HITS", 10)
+    index = TantivyIndex(index_dir, writer=True)
+    await index.upsert([make_vehicle(n, make="Ford", asking_price=1000.0 * (n % 7) + n) for n in range(1, 31)])
+    await index.upsert([make_vehicle(n, make="Kia") for n in range(40, 45)])
+    await index.flush()
+    evaluated: list[int] = []
+    by_field = index._by_field
+
+    def counted(*args: Any) -> tuple[int, list[Any]]:
+        evaluated.append(1)
+        return by_field(*args)
+
+    monkeypatch.setattr(index, "_by_field", counted)
+    expected = sorted(range(1, 31), key=lambda n: 1000.0 * (n % 7) + n)
+    pages = []
+    for offset, limit in [(0, 4), (4, 4), (8, 2), (0, 10), (8, 4), (10, 5), (28, 5)]:
+        query = SearchQuery(filters={"make": ["Ford"]}, sort=[("asking_price", "asc")], offset=offset, limit=limit)
+        result = await index.search(query)
+        assert result.total == 30
+        assert [hit.id for hit in result.hits] == [str(n) for n in expected[offset : offset + limit]], (offset, limit)
+        pages.append(len(evaluated))
+    assert pages == [1, 1, 1, 1, 2, 3, 4]  # within the first 10: one evaluation; past them, one each
+    await index.close()
+
+
 # -- location ------------------------------------------------------------------------------------------
 
 DALLAS = GeoFilter(lat=32.7767, lon=-96.7970)
