@@ -412,23 +412,31 @@ async def test_the_first_positions_of_a_browse_are_kept_and_pages_past_them_sear
     await index.upsert([make_vehicle(n, make="Ford", asking_price=1000.0 * (n % 7) + n) for n in range(1, 31)])
     await index.upsert([make_vehicle(n, make="Kia") for n in range(40, 45)])
     await index.flush()
-    evaluated: list[int] = []
+    evaluated: list[int | None] = []
     by_field = index._by_field
 
-    def counted(*args: Any) -> tuple[int, list[Any]]:
-        evaluated.append(1)
-        return by_field(*args)
+    def counted(*args: Any, total: int | None = None) -> tuple[int, list[Any]]:
+        evaluated.append(total)
+        return by_field(*args, total=total)
 
     monkeypatch.setattr(index, "_by_field", counted)
     expected = sorted(range(1, 31), key=lambda n: 1000.0 * (n % 7) + n)
     pages = []
+    cursors = {}
     for offset, limit in [(0, 4), (4, 4), (8, 2), (0, 10), (8, 4), (10, 5), (28, 5)]:
         query = SearchQuery(filters={"make": ["Ford"]}, sort=[("asking_price", "asc")], offset=offset, limit=limit)
         result = await index.search(query)
+        cursors[offset + limit] = result.sort_values[-1]
         assert result.total == 30
         assert [hit.id for hit in result.hits] == [str(n) for n in expected[offset : offset + limit]], (offset, limit)
         pages.append(len(evaluated))
     assert pages == [1, 1, 1, 1, 2, 3, 4]  # within the first 10: one evaluation; past them, one each
+    # A cursor page of the browse takes the kept total: one evaluation, no count search.
+    cursor = SearchQuery(filters={"make": ["Ford"]}, sort=[("asking_price", "asc")], search_after=cursors[15], limit=5)
+    deeper = await index.search(cursor)
+    assert deeper.total == 30
+    assert [hit.id for hit in deeper.hits] == [str(n) for n in expected[15:20]]
+    assert evaluated[-1] == 30
     await index.close()
 
 
