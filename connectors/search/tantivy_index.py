@@ -175,6 +175,26 @@ class _PerGeneration(Generic[T]):
     read_at: tuple[int, T] | None = None  # (generation, value)
 
 
+class _Recent(Generic[T]):
+    """Results of the current index generation by key, the least recently used dropped past `size`
+    (`TantivyIndex._cached`; the callers hold the cache lock)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values: OrderedDict[Hashable, T] = OrderedDict()
+
+    def get(self, key: Hashable) -> T | None:
+        value = self.values.get(key)
+        if value is not None:
+            self.values.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable, value: T) -> None:
+        self.values[key] = value
+        while len(self.values) > self.size:
+            self.values.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class _FacetPass:
     """One aggregation of the facets: the facet fields `names` counted over `matching`; with `within`, also the
@@ -239,8 +259,8 @@ class TantivyIndex(SearchIndex):
         self._generation = 0
         self._meta_stamp: bytes | None = None
         self._cache_lock = threading.Lock()
-        self._aggregation_cache: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
-        self._first_hits: OrderedDict[Hashable, tuple[int, list[Any]]] = OrderedDict()
+        self._aggregation_cache: _Recent[dict[str, Any]] = _Recent(AGGREGATION_CACHE_SIZE)
+        self._first_hits: _Recent[tuple[int, list[Any]]] = _Recent(FIRST_HITS_CACHE_SIZE)
         self._location_table: _PerGeneration[_Locations | None] = _PerGeneration()
         self._vocabularies: _PerGeneration[dict[str, TextVocabulary | None]] = _PerGeneration()
         self._searches_lock = threading.Lock()
@@ -609,35 +629,16 @@ class TantivyIndex(SearchIndex):
         within_first = query.search_after is None and 0 < end <= FIRST_HITS
         if query.text or query.geo is not None or not (within_first or query.search_after is not None):
             return self._by_field(searcher, matching, query, name, order)
-        total, first = self._first_positions(searcher, generation, clauses, matching, query, name, order)
+        first_query = replace(query, offset=0, limit=FIRST_HITS, search_after=None)
+        total, first = self._cached(
+            self._first_hits,
+            generation,
+            (_key(clauses), name, order),
+            lambda: self._by_field(searcher, matching, first_query, name, order),
+        )
         if within_first:
             return total, first[query.offset : end]
         return self._by_field(searcher, matching, query, name, order, total=total)
-
-    def _first_positions(
-        self,
-        searcher: tantivy.Searcher,
-        generation: int,
-        clauses: Sequence[_Clause],
-        matching: tantivy.Query,
-        query: SearchQuery,
-        name: str,
-        order: Any,
-    ) -> tuple[int, list[Any]]:
-        cache_key = (generation, _key(clauses), name, order)
-        with self._cache_lock:
-            cached = self._first_hits.get(cache_key)
-            if cached is not None:
-                self._first_hits.move_to_end(cache_key)
-                return cached
-        first = replace(query, offset=0, limit=FIRST_HITS, search_after=None)
-        cached = self._by_field(searcher, matching, first, name, order)
-        with self._cache_lock:
-            if generation == self._generation:
-                self._first_hits[cache_key] = cached
-                while len(self._first_hits) > FIRST_HITS_CACHE_SIZE:
-                    self._first_hits.popitem(last=False)
-        return cached
 
     def _by_field(
         self,
@@ -1043,19 +1044,22 @@ class TantivyIndex(SearchIndex):
         matching: tantivy.Query,
         aggregations: dict[str, Any],
     ) -> dict[str, Any]:
-        cache_key = (generation, key)
+        return self._cached(
+            self._aggregation_cache, generation, key, lambda: searcher.aggregate(matching, aggregations)
+        )
+
+    def _cached(self, cache: _Recent[T], generation: int, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()`, or its result kept in `cache` for this index generation (kept only if the generation is
+        still current when it is done)."""
         with self._cache_lock:
-            cached = self._aggregation_cache.get(cache_key)
-            if cached is not None:
-                self._aggregation_cache.move_to_end(cache_key)
-                return cached
-        result: dict[str, Any] = searcher.aggregate(matching, aggregations)
+            found = cache.get((generation, key))
+        if found is not None:
+            return found
+        value = compute()
         with self._cache_lock:
             if generation == self._generation:
-                self._aggregation_cache[cache_key] = result
-                while len(self._aggregation_cache) > AGGREGATION_CACHE_SIZE:
-                    self._aggregation_cache.popitem(last=False)
-        return result
+                cache.put((generation, key), value)
+        return value
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -1082,8 +1086,8 @@ class TantivyIndex(SearchIndex):
     def _new_generation(self) -> None:
         with self._cache_lock:
             self._generation += 1
-            self._aggregation_cache.clear()
-            self._first_hits.clear()
+            self._aggregation_cache.values.clear()
+            self._first_hits.values.clear()
 
     async def health(self) -> IndexHealth:
         try:
