@@ -168,26 +168,20 @@ class _Locations:
     points: list[tuple[float, float, str]]
 
 
-@dataclass
-class _PerGeneration(Generic[T]):
-    """A value read from the index once per index generation (`TantivyIndex._once_per_generation`)."""
-
-    read_at: tuple[int, T] | None = None  # (generation, value)
-
-
 class _Recent(Generic[T]):
-    """Results of the current index generation by key, the least recently used dropped past `size`
-    (`TantivyIndex._cached`; the callers hold the cache lock)."""
+    """Results read from the index by (generation, key), the least recently used dropped past `size`
+    (`TantivyIndex._cached`; the callers hold the cache lock). A result may be None."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.values: OrderedDict[Hashable, T] = OrderedDict()
 
-    def get(self, key: Hashable) -> T | None:
-        value = self.values.get(key)
-        if value is not None:
-            self.values.move_to_end(key)
-        return value
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self.values
+
+    def take(self, key: Hashable) -> T:
+        self.values.move_to_end(key)
+        return self.values[key]
 
     def put(self, key: Hashable, value: T) -> None:
         self.values[key] = value
@@ -261,8 +255,8 @@ class TantivyIndex(SearchIndex):
         self._cache_lock = threading.Lock()
         self._aggregation_cache: _Recent[dict[str, Any]] = _Recent(AGGREGATION_CACHE_SIZE)
         self._first_hits: _Recent[tuple[int, list[Any]]] = _Recent(FIRST_HITS_CACHE_SIZE)
-        self._location_table: _PerGeneration[_Locations | None] = _PerGeneration()
-        self._vocabularies: _PerGeneration[dict[str, TextVocabulary | None]] = _PerGeneration()
+        self._location_table: _Recent[_Locations | None] = _Recent(1)
+        self._vocabularies: _Recent[dict[str, TextVocabulary | None]] = _Recent(1)
         self._searches_lock = threading.Lock()
         self._searches = 0  # running now: facet passes go to the facet threads only while cores are spare
         self._index = self._open_index()
@@ -626,8 +620,9 @@ class TantivyIndex(SearchIndex):
         generation: the next buyer opening the same first pages of a make costs no evaluation of the clauses (~1 ms
         at 1M for a popular make), and a cursor page deeper in it one evaluation instead of two."""
         end = query.offset + query.limit
+        browse = not query.text and query.geo is None
         within_first = query.search_after is None and 0 < end <= FIRST_HITS
-        if query.text or query.geo is not None or not (within_first or query.search_after is not None):
+        if not browse or not (within_first or query.search_after is not None):
             return self._by_field(searcher, matching, query, name, order)
         first_query = replace(query, offset=0, limit=FIRST_HITS, search_after=None)
         total, first = self._cached(
@@ -839,7 +834,7 @@ class TantivyIndex(SearchIndex):
         """The words of make, model and trim of the visible documents, once per index generation, by field and
         all together under `NAMES_TEXT` (None for a field with more than `VOCABULARY_SIZE` distinct values, and
         then for `NAMES_TEXT`)."""
-        return self._once_per_generation(self._vocabularies, generation, lambda: self._read_vocabularies(searcher))
+        return self._cached(self._vocabularies, generation, "words", lambda: self._read_vocabularies(searcher))
 
     def _read_vocabularies(self, searcher: tantivy.Searcher) -> dict[str, TextVocabulary | None]:
         aggregations = {
@@ -885,7 +880,7 @@ class TantivyIndex(SearchIndex):
     def _locations(self, searcher: tantivy.Searcher, generation: int) -> _Locations | None:
         """Every distinct location of the visible documents, by latitude, once per index generation; None when
         there are more than `LOCATION_TABLE_SIZE` (then each radius asks the index for the locations in its box)."""
-        return self._once_per_generation(self._location_table, generation, lambda: self._read_locations(searcher))
+        return self._cached(self._location_table, generation, "locations", lambda: self._read_locations(searcher))
 
     def _read_locations(self, searcher: tantivy.Searcher) -> _Locations | None:
         aggregation = {"points": {"terms": {"field": GEO_POINT, "size": LOCATION_TABLE_SIZE}}}
@@ -894,17 +889,6 @@ class TantivyIndex(SearchIndex):
             return None
         points = sorted((*parse_geo_point(bucket["key"]), bucket["key"]) for bucket in result["points"]["buckets"])
         return _Locations([lat for lat, _, _ in points], points)
-
-    def _once_per_generation(self, held: _PerGeneration[T], generation: int, read: Callable[[], T]) -> T:
-        """`held`'s value if it was read at `generation`, else `read()`, kept while that generation is current."""
-        read_at = held.read_at
-        if read_at is not None and read_at[0] == generation:
-            return read_at[1]
-        value = read()
-        with self._cache_lock:
-            if generation == self._generation:
-                held.read_at = (generation, value)
-        return value
 
     def _points_in_box(
         self,
@@ -1051,14 +1035,14 @@ class TantivyIndex(SearchIndex):
     def _cached(self, cache: _Recent[T], generation: int, key: Hashable, compute: Callable[[], T]) -> T:
         """`compute()`, or its result kept in `cache` for this index generation (kept only if the generation is
         still current when it is done)."""
+        cache_key = (generation, key)
         with self._cache_lock:
-            found = cache.get((generation, key))
-        if found is not None:
-            return found
+            if cache_key in cache:
+                return cache.take(cache_key)
         value = compute()
         with self._cache_lock:
             if generation == self._generation:
-                cache.put((generation, key), value)
+                cache.put(cache_key, value)
         return value
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -1086,8 +1070,8 @@ class TantivyIndex(SearchIndex):
     def _new_generation(self) -> None:
         with self._cache_lock:
             self._generation += 1
-            self._aggregation_cache.values.clear()
-            self._first_hits.values.clear()
+            for cache in (self._aggregation_cache, self._first_hits, self._location_table, self._vocabularies):
+                cache.values.clear()
 
     async def health(self) -> IndexHealth:
         try:
