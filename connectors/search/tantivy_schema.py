@@ -56,7 +56,7 @@ from connectors.search.tantivy_sorting import document_sort_keys, id_rank, sort_
 from schemas.vehicle import VehicleDocument
 
 # 3: vin_key; 4: sort keys fast-only; 5: text fields without frequencies and positions; 6: text of visible documents
-# only, and names_text
+# only, and names_text; 7: facet, step and sort columns for every document, keyword fields index-only
 SCHEMA_VERSION = 7
 TEXT_TOKENIZER = "vehicle_text"
 # Indexed name of each full-text source (the keyword field keeps the plain name).
@@ -165,7 +165,7 @@ def index_json(document: VehicleDocument, stored: bytes) -> str:
         fields.update(searched_fields(document))
         fields.update(facet_values(document))
     else:
-        fields.update(HIDDEN_FACET_VALUES)
+        fields.update(NO_VALUES)
     fields.update(document_sort_keys(document))
     return orjson.dumps(fields).decode("utf-8")
 
@@ -188,26 +188,25 @@ def searched_fields(document: VehicleDocument) -> dict[str, Any]:
     return fields
 
 
-def facet_values(document: VehicleDocument) -> dict[str, Any]:
-    """The facet and step columns of a visible document (every document has these columns; see above)."""
-    values: dict[str, Any] = {}
-    for name, column in FACET_COLUMNS.items():
-        value = getattr(document, name)
-        if name in INTEGER_KEYWORDS:
-            values[column] = NO_INTEGER if value is None else value
-        else:
-            values[column] = NO_VALUE if value is None else value if type(value) is str else keyword_value(value)
-    for name, column in STEP_COLUMNS.items():
-        value = getattr(document, name)
-        edges = STANDARD_RANGE_EDGES[name]
-        values[column] = len(edges) + 1 if value is None else bisect_right(edges, value)
-    return values
-
-
-HIDDEN_FACET_VALUES: dict[str, Any] = {
+# What each facet and step column holds for a document that is hidden or lacks the value.
+NO_VALUES: dict[str, Any] = {
     **{column: NO_INTEGER if name in INTEGER_KEYWORDS else NO_VALUE for name, column in FACET_COLUMNS.items()},
     **{column: len(STANDARD_RANGE_EDGES[name]) + 1 for name, column in STEP_COLUMNS.items()},
 }
+
+
+def facet_values(document: VehicleDocument) -> dict[str, Any]:
+    """The facet and step columns of a visible document (every document has these columns; see above)."""
+    values = dict(NO_VALUES)
+    for name, column in FACET_COLUMNS.items():
+        value = getattr(document, name)
+        if value is not None:
+            values[column] = value if type(value) is str or name in INTEGER_KEYWORDS else keyword_value(value)
+    for name, column in STEP_COLUMNS.items():
+        value = getattr(document, name)
+        if value is not None:
+            values[column] = bisect_right(STANDARD_RANGE_EDGES[name], value)
+    return values
 
 
 def text_fields(document: VehicleDocument) -> dict[str, str]:
