@@ -1,10 +1,10 @@
 """Query parameters read into a pydantic model by the route itself, for the hottest endpoints.
 
 FastAPI reads a query-parameter model (`Annotated[Model, Query()]`) by inspecting every field's annotation on
-every request: for the search API's 32 parameters that was ~0.35 ms of CPU a request, more than a cached facet
-search costs the engine. `query_model` reads the same parameters with the same rules (a `list[...]` field takes
-every repetition of its name, any other field its last value; unknown names are refused when the model forbids
-extras) in ~0.02 ms, and documents them in the OpenAPI schema as FastAPI would. Errors are FastAPI's own
+every request: with the search API's 32 parameters, a search with no hits and no facets cost 0.32 ms of server
+CPU that way and 0.18 ms read here (measured). `query_model` reads the same parameters with the same rules (a
+`list[...]` field takes every repetition of its name, any other field its last value; unknown names are refused
+when the model forbids extras), and documents them in the OpenAPI schema as FastAPI would. Errors are FastAPI's own
 `RequestValidationError`, located at `("query", name)`, so they answer in the one 422 shape (`hub/errors.py`).
 """
 
