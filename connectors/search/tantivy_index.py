@@ -63,7 +63,6 @@ from connectors.search.tantivy_schema import (
     INTEGER_COLUMNS,
     LOOKUP_COLUMNS,
     NAMES_TEXT,
-    NO_INTEGER,
     NO_VALUE,
     SCHEMA_VERSION,
     STEP_COLUMNS,
@@ -1109,9 +1108,9 @@ def _facet_counts(buckets: list[dict[str, Any]]) -> dict[str, int]:
     counts = {}
     for bucket in buckets:
         key = bucket["key"]
-        if key == NO_VALUE or key == NO_INTEGER:
+        if key == NO_VALUE:
             continue
-        counts[key if type(key) is str else _bucket_key(key)] = bucket["doc_count"]  # keywords come as str
+        counts[key if type(key) is str else _bucket_key(key)] = bucket["doc_count"]  # a numeric field's are numbers
         if len(counts) == FACET_SIZE:
             break
     return counts
