@@ -25,7 +25,7 @@ from marketplace.catalog import (
     location_for_zip,
     pick_list_spelling,
 )
-from search_api.schemas import vehicle_body
+from search_api.schemas import hit_bodies
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
@@ -260,13 +260,10 @@ def next_cursor(params: SearchParams, query: SearchQuery, result: SearchResult) 
 
 def response_body(params: SearchParams, query: SearchQuery, result: SearchResult) -> dict[str, Any]:
     """`{data, facets, pagination}`: the shape every list endpoint of the API answers with."""
-    data = []
-    for position, hit in enumerate(result.hits):
-        body = vehicle_body(hit)
-        if result.distances_km:
-            distance = result.distances_km[position]
+    data = hit_bodies(result.hits)
+    if result.distances_km:
+        for body, distance in zip(data, result.distances_km, strict=True):
             body["distance_km"] = None if distance is None else round(distance, 2)
-        data.append(body)
     limit = params.limit
     pages = math.ceil(result.total / limit) if limit else 0
     return {

@@ -55,6 +55,7 @@ from connectors.search.port import (
     SearchIndexUnavailable,
     SearchQuery,
     SearchResult,
+    StoredHits,
 )
 from connectors.search.tantivy_schema import (
     FACET_COLUMNS,
@@ -577,13 +578,13 @@ class TantivyIndex(SearchIndex):
         else:
             total, addresses = self._sorted_page(searcher, generation, clauses, matching, query, sort_name, sort_order)
             scores = [None] * len(addresses)
-        hits = [VehicleDocument.model_validate_json(_stored(searcher.doc(address))[1]) for address in addresses]
+        hits = StoredHits([_stored(searcher.doc(address))[1] for address in addresses])
         result = SearchResult(total=total, hits=hits)
         result.sort_values = [
-            _sort_values(sort_name, hit, score, query.geo) for hit, score in zip(hits, scores, strict=True)
+            _sort_values(sort_name, fields, score, query.geo) for fields, score in zip(hits.fields, scores, strict=True)
         ]
         if query.geo is not None:
-            result.distances_km = [_distance(query.geo, hit) for hit in hits]
+            result.distances_km = [_distance(query.geo, fields) for fields in hits.fields]
         return result
 
     # -- ordering -------------------------------------------------------------------------------------
@@ -1263,15 +1264,17 @@ def _ranges(edges: Sequence[float]) -> list[dict[str, float]]:
     ]
 
 
-def _distance(geo: GeoFilter, document: VehicleDocument) -> float | None:
-    if document.lat is None or document.lon is None:
+def _distance(geo: GeoFilter, fields: Mapping[str, Any]) -> float | None:
+    """Kilometres from `geo` to a hit (`fields`: its stored JSON, read)."""
+    lat, lon = fields.get("lat"), fields.get("lon")
+    if lat is None or lon is None:
         return None
-    return haversine_km(geo.lat, geo.lon, document.lat, document.lon)
+    return haversine_km(geo.lat, geo.lon, lat, lon)
 
 
-def _sort_values(name: str, document: VehicleDocument, score: float | None, geo: GeoFilter | None) -> list[Any]:
+def _sort_values(name: str, fields: Mapping[str, Any], score: float | None, geo: GeoFilter | None) -> list[Any]:
     if name == RELEVANCE:
-        return [score, document.id]
+        return [score, fields["id"]]
     if name == DISTANCE:
-        return [None if geo is None else _distance(geo, document), document.id]
-    return [getattr(document, name), document.id]
+        return [None if geo is None else _distance(geo, fields), fields["id"]]
+    return [fields.get(name), fields["id"]]
