@@ -95,7 +95,7 @@ TOMBSTONE_BATCH = 1000
 SCAN_PAGE = 50_000
 # The range bucket a facet pass counts the search's own facets in (`_fold_main`).
 FOLDED = "within"
-# Aggregation results (facets, location points) kept per index generation.
+# Facet passes' counts, as searches answer them, and location aggregations, each kept per index generation.
 AGGREGATION_CACHE_SIZE = 512
 # The first positions of browses sorted by a field (filters only), and how many browses keep them, per generation.
 FIRST_HITS = 100
@@ -215,6 +215,44 @@ class _FacetPass:
         )
         return {**result, **inner}
 
+    def read(self, result: dict[str, Any], query: SearchQuery) -> _FacetCounts:
+        """The facets this pass counts, as the search answers them (what `query` asks of them is in `key`)."""
+        counts = self.counts(result)
+        facets: dict[str, dict[str, int]] = {}
+        range_facets: dict[str, list[RangeBucket]] = {}
+        for name in self.names:
+            if name in query.facets:
+                facets[name] = _facet_counts(counts[f"terms:{name}"]["buckets"])
+            if name in query.range_facets:
+                edges = list(query.range_facets[name])
+                bounds = list(zip([None, *edges], [*edges, None], strict=True))
+                # Buckets without documents are absent from a steps aggregation (and from a range one over an
+                # empty index): count by position or bounds, absent ones as zero.
+                if f"steps:{name}" in counts:
+                    steps = {bucket["key"]: bucket["doc_count"] for bucket in counts[f"steps:{name}"]["buckets"]}
+                    found = {bound: steps.get(step, 0) for step, bound in enumerate(bounds)}
+                else:
+                    found = {
+                        (bucket.get("from"), bucket.get("to")): bucket["doc_count"]
+                        for bucket in counts[f"range:{name}"]["buckets"]
+                    }
+                range_facets[name] = [RangeBucket(low, high, found.get((low, high), 0)) for low, high in bounds]
+        return _FacetCounts(facets, range_facets)
+
+
+@dataclass(frozen=True)
+class _FacetCounts:
+    """What one facet pass counted, by facet: kept per index generation and copied into each result."""
+
+    facets: dict[str, dict[str, int]]
+    range_facets: dict[str, list[RangeBucket]]
+
+    def copy_into(self, result: SearchResult) -> None:
+        for name, counts in self.facets.items():
+            result.facets[name] = dict(counts)
+        for name, buckets in self.range_facets.items():
+            result.range_facets[name] = list(buckets)
+
 
 class TantivyIndex(SearchIndex):
     """`SearchIndex` over a tantivy directory.
@@ -254,6 +292,7 @@ class TantivyIndex(SearchIndex):
         self._meta_stamp: bytes | None = None
         self._cache_lock = threading.Lock()
         self._aggregation_cache: _Recent[dict[str, Any]] = _Recent(AGGREGATION_CACHE_SIZE)
+        self._facet_cache: _Recent[_FacetCounts] = _Recent(AGGREGATION_CACHE_SIZE)
         self._first_hits: _Recent[tuple[int, list[Any]]] = _Recent(FIRST_HITS_CACHE_SIZE)
         self._location_table: _Recent[_Locations | None] = _Recent(1)
         self._vocabularies: _Recent[dict[str, TextVocabulary | None]] = _Recent(1)
@@ -557,9 +596,9 @@ class TantivyIndex(SearchIndex):
         try:
             result = self._hits(searcher, generation, clauses, query)
         except BaseException:
-            for _, future in facets:
-                if future is not None:
-                    future.cancel()  # one already running finishes into the aggregation cache
+            for _, pending in facets:
+                if isinstance(pending, Future):
+                    pending.cancel()  # one already running finishes into the facet cache
             raise
         self._finish_facets(searcher, generation, facets, query, result)
         return result
@@ -946,7 +985,7 @@ class TantivyIndex(SearchIndex):
         clauses: Sequence[_Clause],
         query: SearchQuery,
         spare_cores: bool,
-    ) -> list[tuple[_FacetPass, Future[dict[str, Any]] | None]]:
+    ) -> list[tuple[_FacetPass, _FacetCounts | Future[_FacetCounts] | None]]:
         """Disjunctive facets: a field's counts come from the search without that field's own constraints.
 
         Facets of unconstrained fields share one aggregation over the search; each constrained field that is
@@ -958,14 +997,15 @@ class TantivyIndex(SearchIndex):
         workers judging spare cores by their share (one each) instead: throughput within this machine's noise,
         a lone search's p95 7.6 -> 11.6 ms (measured, not kept).
         """
-        started: list[tuple[_FacetPass, Future[dict[str, Any]] | None]] = []
+        started: list[tuple[_FacetPass, _FacetCounts | Future[_FacetCounts] | None]] = []
         for facet_pass in self._facet_passes(clauses, query):
-            future: Future[dict[str, Any]] | None = None
-            if spare_cores:
-                future = FACET_THREADS.submit(
-                    self._aggregate, searcher, generation, facet_pass.key, facet_pass.matching, facet_pass.aggregations
-                )
-            started.append((facet_pass, future))
+            kept = self._kept(self._facet_cache, generation, facet_pass.key)
+            if kept is not None:
+                started.append((facet_pass, kept))
+            elif spare_cores:
+                started.append((facet_pass, FACET_THREADS.submit(self._count, searcher, generation, facet_pass, query)))
+            else:
+                started.append((facet_pass, None))
         return started
 
     def _facet_passes(self, clauses: Sequence[_Clause], query: SearchQuery) -> list[_FacetPass]:
@@ -987,38 +1027,28 @@ class TantivyIndex(SearchIndex):
         self,
         searcher: tantivy.Searcher,
         generation: int,
-        started: Sequence[tuple[_FacetPass, Future[dict[str, Any]] | None]],
+        started: Sequence[tuple[_FacetPass, _FacetCounts | Future[_FacetCounts] | None]],
         query: SearchQuery,
         result: SearchResult,
     ) -> None:
-        for facet_pass, future in started:
-            if future is None or future.cancel():
-                aggregated = self._aggregate(
-                    searcher, generation, facet_pass.key, facet_pass.matching, facet_pass.aggregations
-                )
+        for facet_pass, pending in started:
+            if isinstance(pending, _FacetCounts):
+                counted = pending
+            elif pending is None or pending.cancel():
+                counted = self._count(searcher, generation, facet_pass, query)
             else:
-                aggregated = future.result()
-            counts = facet_pass.counts(aggregated)
-            for name in facet_pass.names:
-                if name in query.facets:
-                    buckets = counts[f"terms:{name}"]["buckets"]
-                    result.facets[name] = _facet_counts(buckets)
-                if name in query.range_facets:
-                    edges = list(query.range_facets[name])
-                    bounds = list(zip([None, *edges], [*edges, None], strict=True))
-                    # Buckets without documents are absent from a steps aggregation (and from a range one over an
-                    # empty index): count by position or bounds, absent ones as zero.
-                    if f"steps:{name}" in counts:
-                        steps = {bucket["key"]: bucket["doc_count"] for bucket in counts[f"steps:{name}"]["buckets"]}
-                        found = {bound: steps.get(step, 0) for step, bound in enumerate(bounds)}
-                    else:
-                        found = {
-                            (bucket.get("from"), bucket.get("to")): bucket["doc_count"]
-                            for bucket in counts[f"range:{name}"]["buckets"]
-                        }
-                    result.range_facets[name] = [
-                        RangeBucket(low, high, found.get((low, high), 0)) for low, high in bounds
-                    ]
+                counted = pending.result()
+            counted.copy_into(result)
+
+    def _count(
+        self, searcher: tantivy.Searcher, generation: int, facet_pass: _FacetPass, query: SearchQuery
+    ) -> _FacetCounts:
+        return self._cached(
+            self._facet_cache,
+            generation,
+            facet_pass.key,
+            lambda: facet_pass.read(searcher.aggregate(facet_pass.matching, facet_pass.aggregations), query),
+        )
 
     def _aggregate(
         self,
@@ -1031,6 +1061,12 @@ class TantivyIndex(SearchIndex):
         return self._cached(
             self._aggregation_cache, generation, key, lambda: searcher.aggregate(matching, aggregations)
         )
+
+    def _kept(self, cache: _Recent[T], generation: int, key: Hashable) -> T | None:
+        """What `cache` keeps for `key` in this index generation, or None."""
+        with self._cache_lock:
+            cache_key = (generation, key)
+            return cache.take(cache_key) if cache_key in cache else None
 
     def _cached(self, cache: _Recent[T], generation: int, key: Hashable, compute: Callable[[], T]) -> T:
         """`compute()`, or its result kept in `cache` for this index generation (kept only if the generation is
@@ -1070,7 +1106,8 @@ class TantivyIndex(SearchIndex):
     def _new_generation(self) -> None:
         with self._cache_lock:
             self._generation += 1
-            for cache in (self._aggregation_cache, self._first_hits, self._location_table, self._vocabularies):
+            caches = (self._facet_cache, self._aggregation_cache, self._first_hits)
+            for cache in (*caches, self._location_table, self._vocabularies):
                 cache.values.clear()
 
     async def health(self) -> IndexHealth:

@@ -389,12 +389,24 @@ async def test_a_repeated_page_is_the_same_until_a_commit_changes_it(index_dir: 
     index = TantivyIndex(index_dir, writer=True)
     await index.upsert([make_vehicle(n, make="Ford", year=2010 + n) for n in range(1, 6)])
     await index.flush()
-    query = SearchQuery(filters={"make": ["Ford"]}, sort=[("year", "desc")], limit=3)
+    query = SearchQuery(
+        filters={"make": ["Ford"]},
+        sort=[("year", "desc")],
+        limit=3,
+        facets=["make", "state"],
+        range_facets={"year": [2012, 2014]},
+    )
     first = await index.search(query)
-    first.sort_values.clear()  # what a caller does with its answer does not reach the next one
+    # What a caller does with its answer does not reach the next one (facets come from a per-generation cache).
+    first.sort_values.clear()
+    first.facets["make"]["Ford"] = 0
+    first.facets["state"].clear()
+    first.range_facets["year"].clear()
     again = await index.search(query)
     assert [hit.id for hit in again.hits] == ["5", "4", "3"]
     assert [values[0] for values in again.sort_values] == [2015, 2014, 2013]
+    assert again.facets == {"make": {"Ford": 5}, "state": {"TX": 5}}
+    assert [bucket.count for bucket in again.range_facets["year"]] == [1, 2, 2]
     await index.upsert([make_vehicle(9, make="Ford", year=2024)])
     await index.flush()
     after = await index.search(query)
