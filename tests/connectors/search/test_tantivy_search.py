@@ -7,6 +7,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -423,14 +424,19 @@ async def test_the_first_positions_of_a_browse_are_kept_and_pages_past_them_sear
     await index.upsert([make_vehicle(n, make="Ford", asking_price=1000.0 * (n % 7) + n) for n in range(1, 31)])
     await index.upsert([make_vehicle(n, make="Kia") for n in range(40, 45)])
     await index.flush()
-    evaluated: list[int | None] = []
-    by_field = index._by_field
+    evaluated: list[int | None] = []  # per evaluation of the clauses: the total it was given
+    by_field, first_positions = index._by_field, index._first_positions
 
     def counted(*args: Any, total: int | None = None) -> tuple[int, list[Any]]:
         evaluated.append(total)
         return by_field(*args, total=total)
 
+    def counted_positions(*args: Any) -> Any:
+        evaluated.append(None)
+        return first_positions(*args)
+
     monkeypatch.setattr(index, "_by_field", counted)
+    monkeypatch.setattr(index, "_first_positions", counted_positions)
     expected = sorted(range(1, 31), key=lambda n: 1000.0 * (n % 7) + n)
     pages = []
     cursors = {}
@@ -442,11 +448,20 @@ async def test_the_first_positions_of_a_browse_are_kept_and_pages_past_them_sear
         assert [hit.id for hit in result.hits] == [str(n) for n in expected[offset : offset + limit]], (offset, limit)
         pages.append(len(evaluated))
     assert pages == [1, 1, 1, 1, 2, 3, 4]  # within the first 10: one evaluation; past them, one each
-    # A cursor page of the browse takes the kept total: one evaluation, no count search.
+    # A cursor page within the kept positions costs no evaluation; past them, it takes the kept total: one
+    # evaluation, no count search.
+    within = SearchQuery(filters={"make": ["Ford"]}, sort=[("asking_price", "asc")], search_after=cursors[4], limit=5)
+    kept = await index.search(within)
+    assert (kept.total, [hit.id for hit in kept.hits]) == (30, [str(n) for n in expected[4:9]])
+    assert kept.sort_values == (await index.search(replace(within, search_after=None, offset=4))).sort_values
+    assert len(evaluated) == 4
     cursor = SearchQuery(filters={"make": ["Ford"]}, sort=[("asking_price", "asc")], search_after=cursors[15], limit=5)
     deeper = await index.search(cursor)
     assert deeper.total == 30
     assert [hit.id for hit in deeper.hits] == [str(n) for n in expected[15:20]]
+    assert evaluated[-1] == 30
+    straddling = replace(within, search_after=cursors[8], limit=4)  # positions 8-11: past the first 10
+    assert [hit.id for hit in (await index.search(straddling)).hits] == [str(n) for n in expected[8:12]]
     assert evaluated[-1] == 30
     await index.close()
 
@@ -554,7 +569,11 @@ def query_total(page: Any) -> int:
     ("field", "order"),
     [("asking_price", "asc"), ("asking_price", "desc"), ("year", "desc"), ("mileage", "asc")],
 )
-async def test_field_sorts_page_every_document_exactly_once(index_dir: Path, field: str, order: SortOrder) -> None:
+@pytest.mark.parametrize("kept", [60, 1000])  # a browse's first positions kept: some of the pages, all of them
+async def test_field_sorts_page_every_document_exactly_once(
+    index_dir: Path, field: str, order: SortOrder, kept: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tantivy_index, "FIRST_HITS", kept)
     generator = random.Random(field + order)
     documents = [
         make_vehicle(
