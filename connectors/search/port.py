@@ -103,8 +103,6 @@ class StoredHits(Sequence[VehicleDocument]):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and not isinstance(other, str) and list(self) == list(other)
 
-    __hash__ = None  # type: ignore[assignment]  # mutable sequence semantics, like list
-
     def __repr__(self) -> str:
         return f"StoredHits({list(self)!r})"
 

@@ -194,7 +194,7 @@ class _Recent(Generic[T]):
 @dataclass(frozen=True)
 class _Positions:
     """A browse's total and its first positions in order: each one's sort key and address (segment << 32 | doc),
-    16 bytes a position instead of ~150 as Python objects."""
+    16 bytes a position instead of ~125 as Python tuples of key and address (measured)."""
 
     total: int
     keys: array[int]

@@ -55,12 +55,22 @@ def test_stored_hits_answer_exactly_what_the_documents_would(hits: list[VehicleD
 
 
 def test_a_hit_stored_by_another_version_of_the_document_is_validated() -> None:
-    document = VehicleDocument(id="v1", make="Ford", asking_price=15000)
+    document = VehicleDocument(
+        id="v1",
+        make="Ford",
+        asking_price=15000,
+        dealer=DealerSummary(id=3, name="Lone Star Motors"),
+        questions=[Question(id=1, text="Any rust?")],
+    )
     written: dict[str, Any] = orjson.loads(stored(document))
     written["retired_field"] = "x"  # a field this code no longer has
     del written["bid_count"]  # and one it added since
-    hits = StoredHits([orjson.dumps(written)])
-    assert hit_bodies(hits) == [vehicle_body(document)]
+    nested_dealer: dict[str, Any] = orjson.loads(stored(document))
+    del nested_dealer["dealer"]["rating"]
+    nested_question: dict[str, Any] = orjson.loads(stored(document))
+    nested_question["questions"][0]["retired"] = True
+    hits = StoredHits([orjson.dumps(version) for version in (written, nested_dealer, nested_question)])
+    assert hit_bodies(hits) == [vehicle_body(document)] * 3
 
 
 def test_stored_hits_are_a_read_only_sequence_of_documents() -> None:
