@@ -1146,8 +1146,13 @@ class TantivyIndex(SearchIndex):
     def _new_generation(self) -> None:
         with self._cache_lock:
             self._generation += 1
-            caches = (self._facet_cache, self._aggregation_cache, self._first_hits)
-            for cache in (*caches, self._location_table, self._vocabularies):
+            for cache in (
+                self._facet_cache,
+                self._aggregation_cache,
+                self._first_hits,
+                self._location_table,
+                self._vocabularies,
+            ):
                 cache.values.clear()
 
     async def health(self) -> IndexHealth:
